@@ -19,7 +19,7 @@ __all__ = ["ParsedCall", "CommandScan", "scan_commands", "format_call"]
 OPEN_PARENS = "(（"
 CLOSE_PARENS = ")）"
 #: Opening quote → closing quotes accepted for it.
-QUOTES: dict[str, str] = {'"': '"', "'": "'", "“": "”\"", "‘": "’'", "「": "」", "”": "”\""}
+QUOTES: dict[str, str] = {'"': '"', "'": "'", "“": '”"', "‘": "’'", "「": "」", "”": '”"'}
 #: Characters that may follow a closing quote; anything else means the quote was text.
 AFTER_STRING = ",，)）"
 SEPARATORS = ",，;；、"
@@ -169,7 +169,7 @@ def _parse_arguments(name: str, call_text: str, inner: str) -> tuple[tuple[Any, 
     keywords: dict[str, Any] = {}
     for item in _split_arguments(inner):
         m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.+)", item, flags=re.S)
-        if m and not (item[0] in QUOTES):
+        if m and item[0] not in QUOTES:
             keywords[m.group(1)] = _tolerant_value(m.group(2).strip())
         else:
             positional.append(_tolerant_value(item))

@@ -1,4 +1,4 @@
-"""MOSS SFT conversation files: reading, round-tripping and validating them.
+r"""MOSS SFT conversation files: reading, round-tripping and validating them.
 
 The schema is the one of MOSS's SFT data (``conversation_with_plugins``)::
 

@@ -75,8 +75,6 @@ class MissingDependencyError(UsageError, ImportError):
 
     def __init__(self, package: str, extra: str, purpose: str = "") -> None:
         what = f" for {purpose}" if purpose else ""
-        super().__init__(
-            f"{package} is needed{what}. Install it with: pip install 'moss-agent[{extra}]'"
-        )
+        super().__init__(f"{package} is needed{what}. Install it with: pip install 'moss-agent[{extra}]'")
         self.package = package
         self.extra = extra

@@ -188,7 +188,9 @@ class MetaInstruction:
         )
 
 
-_SWITCH_LINE = re.compile(r"- (?P<label>[^:\n]+): (?:(?P<on>enabled)\.(?: API: (?P<api>[^\n]*))?|disabled\.)\n")
+_SWITCH_LINE = re.compile(
+    r"- (?P<label>[^:\n]+): (?:(?P<on>enabled)\.(?: API: (?P<api>[^\n]*))?|disabled\.)\n"
+)
 
 
 def parse_meta_instruction(text: str) -> MetaInstruction:
@@ -221,7 +223,9 @@ def parse_meta_instruction(text: str) -> MetaInstruction:
                 enabled.add(plugin.name)
         pos = m.end()
     if not seen_thoughts:
-        raise ParseError("meta instruction has no inner-thoughts switch line", text=rest[:200], section="meta")
+        raise ParseError(
+            "meta instruction has no inner-thoughts switch line", text=rest[:200], section="meta"
+        )
     return MetaInstruction(head, inner_thoughts, tuple(plugins), frozenset(enabled), rest[pos:])
 
 
@@ -388,7 +392,7 @@ class ParsedGeneration:
 
 
 def render_section(name: str, content: str) -> str:
-    """One section line as trained: ``<|Human|>: {content}<eoh>\\n``."""
+    r"""One section line as trained: ``<|Human|>: {content}<eoh>\\n``."""
     tag, end = SECTIONS[name]
     return f"{tag}: {content}{end}\n"
 
@@ -461,12 +465,16 @@ _MODEL_TAGS = {INNER_THOUGHTS_TAG: "Inner Thoughts", COMMANDS_TAG: "Commands", M
 _ANY_TAG = re.compile(
     "(" + "|".join(re.escape(t) for t in (*_MODEL_TAGS, HUMAN_TAG, RESULTS_TAG)) + r")[ \t]*[:：][ \t]?"
 )
-_END_TOKENS = re.compile("|".join(re.escape(t) for t in (END_OF_HUMAN, END_OF_THOUGHTS, END_OF_COMMANDS,
-                                                           END_OF_RESULTS, END_OF_MESSAGE, END_OF_TEXT)))
+_END_TOKENS = re.compile(
+    "|".join(
+        re.escape(t)
+        for t in (END_OF_HUMAN, END_OF_THOUGHTS, END_OF_COMMANDS, END_OF_RESULTS, END_OF_MESSAGE, END_OF_TEXT)
+    )
+)
 
 
 def parse_section(text: str, name: str) -> str:
-    """Read one well-formed section line (as in SFT data) and return its content.
+    r"""Read one well-formed section line (as in SFT data) and return its content.
 
     Raises:
         ParseError: The text is not ``{tag}: {content}{end}\\n``.
@@ -513,8 +521,12 @@ def parse_generation(text: str) -> ParsedGeneration:
     for index, m in enumerate(matches):
         tag = m.group(1)
         if tag not in _MODEL_TAGS:
-            errors.append(ParseError(f"model wrote the program's {tag} section; ignored from there",
-                                     text=text[m.start() : m.start() + 200]))
+            errors.append(
+                ParseError(
+                    f"model wrote the program's {tag} section; ignored from there",
+                    text=text[m.start() : m.start() + 200],
+                )
+            )
             break
         name = _MODEL_TAGS[tag]
         stop = matches[index + 1].start() if index + 1 < len(matches) else len(text)
@@ -580,7 +592,9 @@ def parse_results(text: str, invocations: Sequence[ToolInvocation] = ()) -> Resu
         lines = body[1:].split("\n")
         if len(lines) != len(invocations):
             raise ParseError("compact Results do not match the calls", text=text[:200], section="Results")
-        return Results(tuple(ToolResult(inv.text, line) for inv, line in zip(invocations, lines)), compact=True)
+        return Results(
+            tuple(ToolResult(inv.text, line) for inv, line in zip(invocations, lines)), compact=True
+        )
     if not body.startswith("\n") or not body.endswith("\n"):
         raise ParseError("Results body must start and end with a newline", text=text[:200], section="Results")
     names = {inv.name for inv in invocations}
