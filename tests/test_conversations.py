@@ -20,9 +20,8 @@ from moss_agent.protocol import Commands, ResultLayout, render_conversation, ren
 
 #: Sample files whose Commands are not a readable call, with the reason. They still round-trip.
 MALFORMED_COMMANDS = {
-    "calculator/calculator_plugin_conversation_4.json":
-        "Commands build the expression with Python string concatenation: "
-        'Calculate("("+ str(2) + str(-4) + ")" + "*" + str(6))',
+    "calculator/calculator_plugin_conversation_4.json": "Commands build the expression with Python string concatenation: "
+    'Calculate("("+ str(2) + str(-4) + ")" + "*" + str(6))',
 }
 
 

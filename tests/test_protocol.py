@@ -76,15 +76,19 @@ def test_meta_instruction_without_switch_block_is_a_parse_error():
 
 COMMAND_CASES = [
     ('Search("上海 天气")', [("Search", "上海 天气")]),
-    ('Calculate("5^3"), Calculate("6^3"), Calculate("6^3-5^3")', [("Calculate", "5^3"), ("Calculate", "6^3"),
-                                                                  ("Calculate", "6^3-5^3")]),
+    (
+        'Calculate("5^3"), Calculate("6^3"), Calculate("6^3-5^3")',
+        [("Calculate", "5^3"), ("Calculate", "6^3"), ("Calculate", "6^3-5^3")],
+    ),
     ('Search("workers\' rights")', [("Search", "workers' rights")]),
     ('Search("he said \\"hi\\"")', [("Search", 'he said "hi"')]),
     ('Search("the "best" phone")', [("Search", 'the "best" phone')]),
     ("Search（“北京 天气”）", [("Search", "北京 天气")]),
     ('Search("a")，Search("b")', [("Search", "a"), ("Search", "b")]),
-    ('1. Calculate("20/2")  # 半径\n2. Calculate("(4/3)*3.14")  # 体积', [("Calculate", "20/2"),
-                                                                     ("Calculate", "(4/3)*3.14")]),
+    (
+        '1. Calculate("20/2")  # 半径\n2. Calculate("(4/3)*3.14")  # 体积',
+        [("Calculate", "20/2"), ("Calculate", "(4/3)*3.14")],
+    ),
     ('Solve("4/3*pi*r^3=13*x^3", "x")', [("Solve", "4/3*pi*r^3=13*x^3")]),
     ('Search("中国农村"), Search("教育"), None', [("Search", "中国农村"), ("Search", "教育")]),
     ("Calculate(2+3*4)", [("Calculate", "2+3*4")]),
@@ -102,8 +106,13 @@ def test_parse_commands_reads_messy_calls(text, expected):
 
 @pytest.mark.parametrize(
     "text",
-    ["None", "None.", "None (This question doesn't require any external API calls.)",
-     "None. \n\n根据勾股定理，我们可以得到：\n直角边1 = (48 - 直角边2) / 2", "none"],
+    [
+        "None",
+        "None.",
+        "None (This question doesn't require any external API calls.)",
+        "None. \n\n根据勾股定理，我们可以得到：\n直角边1 = (48 - 直角边2) / 2",
+        "none",
+    ],
 )
 def test_parse_commands_none_variants(text):
     commands = parse_commands(text)
@@ -191,7 +200,7 @@ def test_parse_generation_never_raises(text):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from(list('Search(Calculate)"\'“”（）,，# None\n1.=x\\')), max_size=80))
+@given(st.text(alphabet=st.sampled_from(list("Search(Calculate)\"'“”（）,，# None\n1.=x\\")), max_size=80))
 def test_parse_commands_never_raises_on_protocol_like_noise(text):
     commands = parse_commands(text)
     assert isinstance(commands.invocations, tuple)
@@ -199,8 +208,9 @@ def test_parse_commands_never_raises_on_protocol_like_noise(text):
 
 # --- Results ----------------------------------------------------------------------------
 
-QUERY = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), min_size=1,
-                max_size=40)
+QUERY = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r"), min_size=1, max_size=40
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -212,16 +222,20 @@ def test_render_then_parse_call_round_trips(arg):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=50), min_size=1, max_size=4),
-       st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=50), min_size=1, max_size=3))
+@given(
+    st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=50), min_size=1, max_size=4),
+    st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=50), min_size=1, max_size=3),
+)
 def test_results_render_parse_round_trip(snips_a, snips_b):
     a, b = ToolInvocation.call("Search", "a"), ToolInvocation.call("Search", "b")
     calc = ToolInvocation.call("Calculate", "1+1")
-    results = results_for([
-        result_for(a, snips_a, ResultLayout.HITS),
-        result_for(calc, "2", ResultLayout.INLINE),
-        result_for(b, snips_b, ResultLayout.HITS),
-    ])
+    results = results_for(
+        [
+            result_for(a, snips_a, ResultLayout.HITS),
+            result_for(calc, "2", ResultLayout.INLINE),
+            result_for(b, snips_b, ResultLayout.HITS),
+        ]
+    )
     text = render_results(results)
     assert parse_results(text, [a, calc, b]) == results
 
@@ -230,18 +244,20 @@ def test_results_layouts_match_moss_data():
     search1, search2 = ToolInvocation.call("Search", "a"), ToolInvocation.call("Search", "b")
     solve = ToolInvocation.call("Solve", "x+y=35, 2x+4y=94")
     calc = ToolInvocation.call("Calculate", "400*(1-0.45)")
-    results = results_for([
-        result_for(calc, "220.00000000000003", ResultLayout.INLINE),
-        result_for(solve, "x = 23\ny = 12", ResultLayout.BLOCK),
-        result_for(search1, ["one", "two"], ResultLayout.HITS),
-        result_for(search2, ["it's three"], ResultLayout.HITS),
-    ])
+    results = results_for(
+        [
+            result_for(calc, "220.00000000000003", ResultLayout.INLINE),
+            result_for(solve, "x = 23\ny = 12", ResultLayout.BLOCK),
+            result_for(search1, ["one", "two"], ResultLayout.HITS),
+            result_for(search2, ["it's three"], ResultLayout.HITS),
+        ]
+    )
     assert render_results(results) == (
         "<|Results|>:\n"
         "Calculate(\"400*(1-0.45)\") => '220.00000000000003'\n"
         'Solve("x+y=35, 2x+4y=94") =>\nx = 23\ny = 12\n'
         "Search(\"a\") =>\n<|1|>: 'one'\n<|2|>: 'two'\n"
-        "Search(\"b\") =>\n<|3|>: \"it's three\"\n"
+        'Search("b") =>\n<|3|>: "it\'s three"\n'
         "<eor>\n"
     )
 
@@ -250,8 +266,10 @@ def test_results_no_call_text2image_and_failure():
     assert render_results(results_for([])) == "<|Results|>:\nNone\n<eor>\n"
     assert render_results(Results((), compact=True)) == "<|Results|>: None<eor>\n"
     image = ToolInvocation.call("Text2Image", "a cat")
-    assert render_results(results_for([result_for(image, "Image generated successfully.", ResultLayout.BLOCK)])) \
+    assert (
+        render_results(results_for([result_for(image, "Image generated successfully.", ResultLayout.BLOCK)]))
         == "<|Results|>: Image generated successfully.<eor>\n"
+    )
     search = ToolInvocation.call("Search", "x")
     failed = result_for(search, "No result.", ResultLayout.HITS)
     assert render_results(results_for([failed])) == '<|Results|>:\nSearch("x") =>\nNo result.\n<eor>\n'
@@ -271,8 +289,9 @@ def test_unquoted_snippets_survive_verbatim():
         "<|1|>: Saudi Arabia / Gross domestic product: '833.5 billion USD (2021)'\n<eor>\n"
     )
     results = parse_results(text, [inv])
-    assert results.items[0].output == (Snippet("Saudi Arabia / Gross domestic product: '833.5 billion USD (2021)'",
-                                               literal=False),)
+    assert results.items[0].output == (
+        Snippet("Saudi Arabia / Gross domestic product: '833.5 billion USD (2021)'", literal=False),
+    )
     assert render_results(results) == text
 
 
@@ -285,6 +304,6 @@ def test_render_turn_in_protocol_order():
         reply="2",
     )
     assert render_turn(turn) == (
-        "<|Human|>: 1+1?<eoh>\n<|Inner Thoughts|>: calc<eot>\n<|Commands|>: Calculate(\"1+1\")<eoc>\n"
+        '<|Human|>: 1+1?<eoh>\n<|Inner Thoughts|>: calc<eot>\n<|Commands|>: Calculate("1+1")<eoc>\n'
         "<|Results|>:\nCalculate(\"1+1\") => '2'\n<eor>\n<|MOSS|>: 2<eom>\n"
     )
