@@ -29,7 +29,23 @@ _EXPORTS: dict[str, str] = {
     "ScriptedMossLLM": "moss_agent.testing",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "ModelOutputError",
+    "MossAgent",
+    "MossAgentError",
+    "ParsedGeneration",
+    "PluginDeclaration",
+    "ScriptedMossLLM",
+    "ToolInvocation",
+    "ToolRegistry",
+    "Turn",
+    "TurnRecord",
+    "UsageError",
+    "__version__",
+    "default_registry",
+    "parse_generation",
+    "render_meta_instruction",
+]
 
 
 def __getattr__(name: str) -> Any:
