@@ -19,15 +19,11 @@ from langchain_core.language_models import BaseLanguageModel
 from moss_agent.errors import UsageError
 from moss_agent.protocol import (
     DEFAULT_PLUGINS,
-    END_OF_COMMANDS,
-    END_OF_MESSAGE,
-    END_OF_RESULTS,
-    END_OF_THOUGHTS,
-    HUMAN_TAG,
-    MOSS_TAG,
-    RESULTS_TAG,
+    FIRST_STOPS,
+    REPLY_STOPS,
     Commands,
     ParsedGeneration,
+    ReplyStreamFilter,
     Results,
     ToolInvocation,
     Turn,
@@ -49,10 +45,6 @@ __all__ = [
     "TurnRecord",
 ]
 
-#: Stops of the first generation: the end of Commands, or a section ended wrongly.
-FIRST_STOPS: tuple[str, ...] = (END_OF_COMMANDS, END_OF_MESSAGE, RESULTS_TAG, HUMAN_TAG)
-#: Stops of the reply generation.
-REPLY_STOPS: tuple[str, ...] = (END_OF_MESSAGE, HUMAN_TAG, END_OF_RESULTS, END_OF_THOUGHTS)
 MAX_COMMANDS = 4
 MAX_QUERY_CHARS = 20_000
 
@@ -151,30 +143,6 @@ def _text_of(output: Any) -> str:
         return output
     content = getattr(output, "content", output)
     return content if isinstance(content, str) else str(content)
-
-
-class _ReplyStream:
-    """Strips the ``<|MOSS|>:`` prefix from a streamed reply as pieces arrive."""
-
-    def __init__(self) -> None:
-        self.raw = ""
-        self.emitted = 0
-        self.started = False
-
-    def feed(self, piece: str) -> str:
-        self.raw += piece
-        if not self.started:
-            stripped = self.raw.lstrip()
-            prefix = f"{MOSS_TAG}:"
-            if len(stripped) <= len(prefix) and prefix.startswith(stripped):
-                return ""  # still (possibly) the tag: wait for the next piece
-            self.started = True
-            self.emitted = len(self.raw) - len(stripped)
-            if stripped.startswith(prefix):
-                self.emitted += len(prefix) + (stripped[len(prefix)] == " ")
-        out = self.raw[self.emitted :]
-        self.emitted = len(self.raw)
-        return out
 
 
 class MossAgent:
@@ -348,7 +316,7 @@ class MossAgent:
             yield ResultEvent(record)
         reply_text = None
         if self._needs_reply_generation(state):
-            stream = _ReplyStream()
+            stream = ReplyStreamFilter()
             for chunk in self.llm.stream(self._reply_prompt(state), stop=list(REPLY_STOPS), **llm_kwargs):
                 piece = stream.feed(_text_of(chunk))
                 if piece:
@@ -387,7 +355,7 @@ class MossAgent:
             yield ResultEvent(record)
         reply_text = None
         if self._needs_reply_generation(state):
-            stream = _ReplyStream()
+            stream = ReplyStreamFilter()
             async for chunk in self.llm.astream(
                 self._reply_prompt(state), stop=list(REPLY_STOPS), **llm_kwargs
             ):

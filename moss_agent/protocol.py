@@ -55,6 +55,10 @@ STOPS_AFTER_COMMANDS: tuple[str, ...] = (END_OF_COMMANDS,)
 STOPS_AFTER_REPLY: tuple[str, ...] = (END_OF_MESSAGE,)
 #: End tokens that end a section wrongly; generation stops there too.
 MISPLACED_ENDS: tuple[str, ...] = (END_OF_THOUGHTS, END_OF_RESULTS, END_OF_HUMAN)
+#: Stops of a plugin turn's first generation: the end of Commands, or a section ended wrongly.
+FIRST_STOPS: tuple[str, ...] = (END_OF_COMMANDS, END_OF_MESSAGE, RESULTS_TAG, HUMAN_TAG)
+#: Stops of the reply generation.
+REPLY_STOPS: tuple[str, ...] = (END_OF_MESSAGE, HUMAN_TAG, END_OF_RESULTS, END_OF_THOUGHTS)
 
 #: The sentence after which the plugin switch block starts.
 CAPABILITIES_HEADER = "Capabilities and tools that MOSS can possess.\n"
@@ -627,3 +631,32 @@ def _entry(call: str, value: str | None, lines: list[str]) -> ToolResult:
             snippets.append(Snippet(decoded) if decoded is not None else Snippet(raw, literal=False))
         return ToolResult(call, tuple(snippets), ResultLayout.HITS)
     return ToolResult(call, "\n".join(lines), ResultLayout.BLOCK)
+
+
+class ReplyStreamFilter:
+    """Strips the leading ``<|MOSS|>:`` tag from a reply streamed in pieces.
+
+    Feed it each piece; it returns the text to show (possibly empty while the start of
+    the stream could still be the tag). ``raw`` keeps everything fed.
+    """
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self._emitted = 0
+        self._started = False
+
+    def feed(self, piece: str) -> str:
+        """Add a piece; return the new visible text."""
+        self.raw += piece
+        if not self._started:
+            stripped = self.raw.lstrip()
+            prefix = f"{MOSS_TAG}:"
+            if len(stripped) <= len(prefix) and prefix.startswith(stripped):
+                return ""  # still (possibly) the tag: wait for the next piece
+            self._started = True
+            self._emitted = len(self.raw) - len(stripped)
+            if stripped.startswith(prefix):
+                self._emitted += len(prefix) + (stripped[len(prefix)] == " ")
+        out = self.raw[self._emitted :]
+        self._emitted = len(self.raw)
+        return out
