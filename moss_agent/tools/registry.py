@@ -36,6 +36,8 @@ __all__ = ["Plugin", "ToolCallRecord", "ToolRegistry", "default_registry"]
 DEFAULT_TOOL_TIMEOUT_S = 30.0
 #: Results text longer than this is cut: a tool cannot flood the model's context.
 MAX_TOOL_OUTPUT_CHARS = 4_000
+#: Seconds a Text2Image call may run.
+DEFAULT_IMAGE_TIMEOUT_S = 600.0
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,13 @@ class Plugin:
         declaration: Name, switch-line label and API text.
         tool: The LangChain tool that runs it.
         layout: How its output is written in Results.
+        timeout: Seconds one call may run; the registry's timeout when ``None``.
     """
 
     declaration: PluginDeclaration
     tool: BaseTool
     layout: ResultLayout = ResultLayout.INLINE
+    timeout: float | None = None
 
     @property
     def name(self) -> str:
@@ -99,6 +103,7 @@ class ToolRegistry:
         label: str | None = None,
         api: str | None = None,
         layout: ResultLayout = ResultLayout.INLINE,
+        timeout: float | None = None,
     ) -> Plugin:
         """Register a LangChain tool as a plugin.
 
@@ -109,6 +114,7 @@ class ToolRegistry:
             api: API text of the switch line, e.g. ``"Weather(city)"``; built from the
                 tool's arguments by default.
             layout: How its output is written in Results.
+            timeout: Seconds one call may run; the registry's timeout by default.
         """
         name = name or tool.name
         if not name.isidentifier():
@@ -119,12 +125,17 @@ class ToolRegistry:
         else:
             params = ", ".join(tool.args) if tool.args else ""
             declaration = PluginDeclaration(name, label or name, api or f"{name}({params})")
-        plugin = Plugin(declaration, tool, layout)
+        plugin = Plugin(declaration, tool, layout, timeout)
         self.plugins[name] = plugin
         return plugin
 
     def __contains__(self, name: object) -> bool:
         return name in self.plugins
+
+    def timeout_for(self, name: str) -> float:
+        """Seconds a call of ``name`` may run."""
+        plugin = self.plugins.get(name)
+        return plugin.timeout if plugin is not None and plugin.timeout is not None else self.timeout
 
     def declarations(self, enabled: Iterable[str] | None = None) -> list[PluginDeclaration]:
         """Declarations of the custom (non built-in) plugins, for the meta instruction."""
@@ -176,18 +187,15 @@ class ToolRegistry:
         try:
             futures = [pool.submit(self.run, inv, enabled_list) for inv in invocations]
             records = []
-            deadline = time.monotonic() + self.timeout
+            started = time.monotonic()
             for inv, future in zip(invocations, futures):
+                limit = self.timeout_for(inv.name)
                 try:
-                    records.append(future.result(timeout=max(0.0, deadline - time.monotonic())))
+                    records.append(future.result(timeout=max(0.0, started + limit - time.monotonic())))
                 except concurrent.futures.TimeoutError:
                     records.append(
                         ToolCallRecord(
-                            inv,
-                            ToolResult(inv.text, NO_RESULT),
-                            None,
-                            f"timed out after {self.timeout:g} s",
-                            self.timeout,
+                            inv, ToolResult(inv.text, NO_RESULT), None, f"timed out after {limit:g} s", limit
                         )
                     )
             return records
@@ -226,6 +234,7 @@ def default_registry(
     search_backend: Any = None,
     image_generator: Any = None,
     timeout: float = DEFAULT_TOOL_TIMEOUT_S,
+    image_timeout: float = DEFAULT_IMAGE_TIMEOUT_S,
     extra_tools: Sequence[BaseTool] = (),
 ) -> ToolRegistry:
     """The four MOSS plugins with real tools, plus any extra LangChain tools.
@@ -235,6 +244,8 @@ def default_registry(
             picks a local corpus (``MOSS_AGENT_SEARCH_CORPUS``) or ddgs.
         image_generator: An :class:`~moss_agent.tools.text2image.ImageGenerator`.
         timeout: Seconds one call may run.
+        image_timeout: Seconds a Text2Image call may run (loading a pipeline and generating
+            on a CPU takes minutes).
         extra_tools: LangChain tools registered as custom plugins under their own names.
     """
     from moss_agent.tools.calculator import calculator_tool
@@ -243,6 +254,7 @@ def default_registry(
     from moss_agent.tools.text2image import text2image_tool
 
     registry = ToolRegistry(timeout=timeout)
+    timeouts = {"Text2Image": max(timeout, image_timeout)}
     factories: dict[str, tuple[Callable[[], BaseTool], ResultLayout]] = {
         "Search": (lambda: search_tool(search_backend), ResultLayout.HITS),
         "Calculate": (calculator_tool, ResultLayout.INLINE),
@@ -251,7 +263,7 @@ def default_registry(
     }
     for name in DEFAULT_PLUGINS:
         factory, layout = factories[name]
-        registry.register(factory(), name=name, layout=layout)
+        registry.register(factory(), name=name, layout=layout, timeout=timeouts.get(name))
     for tool in extra_tools:
         registry.register(tool)
     return registry
