@@ -84,6 +84,8 @@ class _Step:
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
             total_tokens=self.input_tokens + self.output_tokens,
+            input_token_details={},
+            output_token_details={},
         )
 
 

@@ -1,0 +1,1 @@
+"""MOSS prompt text files (meta instruction, plugin declarations), read with importlib.resources."""
