@@ -118,6 +118,235 @@ def _print_validation(summary: object, show: int) -> None:
         console.print("[red]no conversations found[/red]")
 
 
+# --- ask / chat ------------------------------------------------------------------------
+
+ModelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Checkpoint folder or hub id; default: $MOSS_AGENT_MODEL, else the embedded model.",
+    ),
+]
+DtypeOption = Annotated[str, typer.Option(help="auto, float16, bfloat16 or float32.")]
+DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
+DeviceMapOption = Annotated[str | None, typer.Option(help="'auto' spreads the model over several GPUs.")]
+PluginsOption = Annotated[
+    str,
+    typer.Option(help="Comma-separated enabled plugins (Search, Calculate, Solve, Text2Image) or 'none'."),
+]
+
+
+def _build_agent(
+    model: str | None,
+    *,
+    dtype: str,
+    device: str,
+    device_map: str | None,
+    load_in_8bit: bool,
+    load_in_4bit: bool,
+    trust_remote_code: bool,
+    max_new_tokens: int,
+    temperature: float,
+    top_p: float,
+    repetition_penalty: float,
+    greedy: bool,
+    seed: int | None,
+    plugins: str,
+    corpus: Path | None,
+) -> object:
+    from moss_agent.agent import MossAgent
+    from moss_agent.models.embedded import resolve_model
+    from moss_agent.models.llm import MossLLM
+    from moss_agent.protocol import DEFAULT_PLUGINS
+    from moss_agent.tools.registry import default_registry
+
+    enabled = (
+        [] if plugins.strip().lower() == "none" else [p.strip() for p in plugins.split(",") if p.strip()]
+    )
+    canonical = {p.lower(): p for p in DEFAULT_PLUGINS}
+    unknown = [p for p in enabled if p.lower() not in canonical]
+    if unknown:
+        raise _fail(f"unknown plugin(s) {unknown}; choose from {', '.join(DEFAULT_PLUGINS)}")
+    llm = MossLLM(
+        model=resolve_model(model),
+        dtype=dtype,
+        device=device,
+        device_map=device_map,
+        load_in_8bit=load_in_8bit,
+        load_in_4bit=load_in_4bit,
+        trust_remote_code=trust_remote_code,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        do_sample=not greedy,
+        seed=seed,
+    )
+    backend = None
+    if corpus is not None:
+        from moss_agent.tools.search_backends import LocalCorpusBackend
+
+        backend = LocalCorpusBackend(corpus)
+    elif (embedded := _embedded_corpus()) is not None:
+        backend = embedded
+    registry = default_registry(search_backend=backend)
+    return MossAgent(
+        llm,
+        tools=registry,
+        plugins=[canonical[p.lower()] for p in enabled],
+        max_context_tokens=llm.context_length(),
+    )
+
+
+def _embedded_corpus() -> object | None:
+    """The embedded model's search corpus, when no web search is configured."""
+    import os
+
+    from moss_agent.models.embedded import embedded_corpus_path
+
+    path = embedded_corpus_path()
+    if path is None or os.environ.get("MOSS_AGENT_SEARCH_CORPUS"):
+        return None
+    from moss_agent.tools.search_backends import LocalCorpusBackend
+
+    return LocalCorpusBackend(path)
+
+
+def _run_turn(agent: object, query: str, show_thoughts: bool) -> None:
+    from rich.console import Console
+
+    from moss_agent.agent import (
+        CommandEvent,
+        MossAgent,
+        ReplyTokenEvent,
+        ResultEvent,
+        ThoughtsEvent,
+        TurnEndEvent,
+    )
+    from moss_agent.protocol import render_results, results_for
+
+    assert isinstance(agent, MossAgent)
+    err = Console(stderr=True, highlight=False)
+    for event in agent.stream(query):
+        if isinstance(event, ThoughtsEvent) and show_thoughts:
+            err.print(f"[dim]💭 {event.text}[/dim]", markup=True)
+        elif isinstance(event, CommandEvent):
+            err.print(f"[cyan]⚙ {event.invocation.text}[/cyan]", markup=True)
+        elif isinstance(event, ResultEvent) and show_thoughts:
+            err.print(
+                f"[dim]{render_results(results_for([event.record.result])).rstrip()}[/dim]", markup=False
+            )
+        elif isinstance(event, ReplyTokenEvent):
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, TurnEndEvent):
+            sys.stdout.write("\n")
+            if event.record.parse_errors and show_thoughts:
+                err.print(f"[yellow]({'; '.join(event.record.parse_errors)})[/yellow]", markup=True)
+
+
+@app.command("ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    model: ModelOption = None,
+    dtype: DtypeOption = "auto",
+    device: DeviceOption = "auto",
+    device_map: DeviceMapOption = None,
+    load_in_8bit: Annotated[bool, typer.Option(help="8-bit weights (CUDA, bitsandbytes).")] = False,
+    load_in_4bit: Annotated[bool, typer.Option(help="4-bit weights (CUDA, bitsandbytes).")] = False,
+    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped in the checkpoint.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per generation.")] = 512,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 0.8,
+    repetition_penalty: Annotated[float, typer.Option(help="Repetition penalty.")] = 1.02,
+    greedy: Annotated[bool, typer.Option(help="Greedy decoding (deterministic).")] = False,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    plugins: PluginsOption = "Search,Calculate,Solve,Text2Image",
+    corpus: Annotated[Path | None, typer.Option(help="Search this local JSONL corpus.", exists=True)] = None,
+    show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
+) -> None:
+    """Ask one question; the reply streams as it is generated."""
+    agent = _build_agent(
+        model,
+        dtype=dtype,
+        device=device,
+        device_map=device_map,
+        load_in_8bit=load_in_8bit,
+        load_in_4bit=load_in_4bit,
+        trust_remote_code=trust_remote_code,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        greedy=greedy,
+        seed=seed,
+        plugins=plugins,
+        corpus=corpus,
+    )
+    _run_turn(agent, question, show_thoughts)
+
+
+@app.command("chat")
+def chat_command(
+    model: ModelOption = None,
+    dtype: DtypeOption = "auto",
+    device: DeviceOption = "auto",
+    device_map: DeviceMapOption = None,
+    load_in_8bit: Annotated[bool, typer.Option(help="8-bit weights (CUDA, bitsandbytes).")] = False,
+    load_in_4bit: Annotated[bool, typer.Option(help="4-bit weights (CUDA, bitsandbytes).")] = False,
+    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped in the checkpoint.")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per generation.")] = 512,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 0.8,
+    repetition_penalty: Annotated[float, typer.Option(help="Repetition penalty.")] = 1.02,
+    greedy: Annotated[bool, typer.Option(help="Greedy decoding (deterministic).")] = False,
+    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
+    plugins: PluginsOption = "Search,Calculate,Solve,Text2Image",
+    corpus: Annotated[Path | None, typer.Option(help="Search this local JSONL corpus.", exists=True)] = None,
+    show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
+) -> None:
+    """Multi-turn chat: type 'clear' to start over, 'stop' (or Ctrl-D) to leave."""
+    from moss_agent.agent import MossAgent
+
+    agent = _build_agent(
+        model,
+        dtype=dtype,
+        device=device,
+        device_map=device_map,
+        load_in_8bit=load_in_8bit,
+        load_in_4bit=load_in_4bit,
+        trust_remote_code=trust_remote_code,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        repetition_penalty=repetition_penalty,
+        greedy=greedy,
+        seed=seed,
+        plugins=plugins,
+        corpus=corpus,
+    )
+    assert isinstance(agent, MossAgent)
+    typer.secho("moss-agent chat — 'clear' starts over, 'stop' leaves.", err=True, dim=True)
+    while True:
+        try:
+            query = input("<|Human|>: ")
+        except (EOFError, KeyboardInterrupt):
+            typer.echo("", err=True)
+            break
+        command = query.strip().lower()
+        if command == "stop":
+            break
+        if command == "clear":
+            agent.reset()
+            typer.secho("(conversation cleared)", err=True, dim=True)
+            continue
+        if not command:
+            continue
+        sys.stdout.write("<|MOSS|>: ")
+        _run_turn(agent, query, show_thoughts)
+
+
 def main() -> None:
     """Entry point of the ``moss-agent`` script."""
     try:
