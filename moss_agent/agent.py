@@ -43,6 +43,7 @@ __all__ = [
     "ThoughtsEvent",
     "TurnEndEvent",
     "TurnRecord",
+    "run_batch",
 ]
 
 MAX_COMMANDS = 4
@@ -366,3 +367,38 @@ class MossAgent:
         elif state.first and state.first.reply:
             yield ReplyTokenEvent(state.first.reply)
         yield TurnEndEvent(self._finish(state, reply_text))
+
+
+def run_batch(turns: Sequence[tuple[MossAgent, str]], **llm_kwargs: Any) -> list[TurnRecord]:
+    """Run one user turn for each ``(agent, query)``, batching the model's generations.
+
+    The agents must share one LLM (``agents[i].llm``); their histories, plugins and tools
+    may differ. The first generations of all turns run as one batch (``llm.batch``: the
+    local engine pads and decodes them together), then the tools, then the replies.
+
+    Args:
+        turns: Pairs of an agent and its next user message.
+        **llm_kwargs: Generation options passed to the LLM.
+    """
+    if not turns:
+        return []
+    llm = turns[0][0].llm
+    if any(agent.llm is not llm for agent, _ in turns):
+        raise UsageError("run_batch needs agents that share one LLM")
+    states = [agent._start(query) for agent, query in turns]
+    firsts = llm.batch([s.prompt for s in states], stop=list(FIRST_STOPS), **llm_kwargs)
+    for (agent, _), state, text in zip(turns, states, firsts):
+        agent._after_first(state, _text_of(text))
+        started = time.perf_counter()
+        agent._after_tools(
+            state, agent.tools.run_all(state.invocations, agent.plugins), time.perf_counter() - started
+        )
+    pending = [
+        i for i, ((agent, _), state) in enumerate(zip(turns, states)) if agent._needs_reply_generation(state)
+    ]
+    replies: dict[int, str] = {}
+    if pending:
+        prompts = [turns[i][0]._reply_prompt(states[i]) for i in pending]
+        outputs = llm.batch(prompts, stop=list(REPLY_STOPS), **llm_kwargs)
+        replies = {i: _text_of(out) for i, out in zip(pending, outputs)}
+    return [agent._finish(state, replies.get(i)) for i, ((agent, _), state) in enumerate(zip(turns, states))]

@@ -195,3 +195,26 @@ def test_replaying_sample_conversations(sample_dir, registry):
             assert result.reply == turn.reply.strip()
             replayed += 1
     assert replayed >= 30
+
+
+def test_run_batch_matches_one_by_one(registry):
+    from moss_agent.agent import run_batch
+
+    def respond(prompt: str) -> str:
+        query = prompt.rsplit("<|Human|>: ", 1)[1].split("<eoh>", 1)[0]
+        if "<|Results|>" in prompt.rsplit("<|Human|>: ", 1)[1]:
+            return "<|MOSS|>: done " + query + "<eom>"
+        if query.startswith("calc"):
+            return f'<|Inner Thoughts|>: c<eot>\n<|Commands|>: Calculate("{query[4:]}")<eoc>'
+        return "<|Inner Thoughts|>: none<eot>\n<|Commands|>: None<eoc>"
+
+    llm = ScriptedMossLLM(respond=respond)
+    queries = ["calc2+2", "hello", "calc3*3"]
+    agents = [MossAgent(llm, tools=registry) for _ in queries]
+    records = run_batch(list(zip(agents, queries)))
+    assert [r.tools_used for r in records] == [["Calculate"], [], ["Calculate"]]
+    assert [r.tool_calls[0].result.output for r in records if r.tool_calls] == ["4", "9"]
+    assert [r.reply for r in records] == ["done calc2+2", "done hello", "done calc3*3"]
+    assert all(len(a.history) == 1 for a in agents)
+    with pytest.raises(UsageError):
+        run_batch([(agents[0], "x"), (MossAgent(ScriptedMossLLM(), tools=registry), "y")])
