@@ -1,0 +1,443 @@
+"""Supervised fine-tuning of any causal LM on MOSS-format conversations.
+
+Data: files in the MOSS SFT schema (``.json``, ``.jsonl`` or folders of them). The loss
+is masked as MOSS's own ``finetune_moss.py`` does: no loss on the meta instruction nor
+on the content of Results (the program writes them); the Results tags keep their loss.
+Conversations longer than ``max_length`` keep their first turns that fit.
+
+Training goes through accelerate, so ``accelerate launch -m moss_agent.cli finetune …``
+scales to several GPUs. On one process, the token prefix shared by every example (MOSS's
+meta instruction) is encoded once per step and its keys/values broadcast over the batch:
+identical loss and gradients, about half the compute for short plugin dialogues.
+
+Checkpoints (model, optimizer, scheduler, RNG, step) are written every ``save_steps`` to
+``OUT/checkpoints/step-N``; a re-run of the same command resumes from the latest one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from moss_agent.conversations import TURN_FIELDS, iter_conversation_files, load_conversations
+from moss_agent.errors import UsageError
+from moss_agent.protocol import END_OF_RESULTS, RESULTS_TAG
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedTokenizerBase
+
+__all__ = ["EncodedExample", "SFTConfig", "encode_conversation", "finetune", "load_examples"]
+
+IGNORE_INDEX = -100
+
+
+@dataclass
+class SFTConfig:
+    """Options of a fine-tuning run."""
+
+    model: str
+    """The model to start from: a checkpoint folder or hub id."""
+    data: list[str]
+    """MOSS SFT conversation files or folders."""
+    output_dir: str
+    """Where checkpoints and the final model go."""
+    eval_data: list[str] = field(default_factory=list)
+    """Held-out conversations: loss reported at every save."""
+    max_length: int = 1024
+    """Most tokens of one example; later turns are dropped to fit."""
+    batch_size: int = 8
+    """Examples per step and process."""
+    grad_accum: int = 1
+    """Steps of gradient accumulation."""
+    learning_rate: float = 2e-5
+    """Peak learning rate (cosine decay after a linear warm-up)."""
+    min_lr_ratio: float = 0.1
+    """The learning rate decays to this fraction of the peak."""
+    warmup_ratio: float = 0.03
+    """Fraction of the steps spent warming up."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    epochs: float = 1.0
+    """Passes over the data (fractions allowed); ignored when ``max_steps`` is set."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps."""
+    max_minutes: float | None = None
+    """Stop (and save) after this much wall time."""
+    save_steps: int = 200
+    """Checkpoint every this many steps."""
+    log_steps: int = 20
+    """Log the loss every this many steps."""
+    seed: int = 0
+    """Seed of data order and initialisation."""
+    mask_human: bool = False
+    """Also mask the user's messages (MOSS's script keeps their loss)."""
+    share_prefix: bool = True
+    """Encode the shared prompt prefix once per step (single process only)."""
+    mixed_precision: str = "no"
+    """accelerate's mixed precision: no, fp16 or bf16."""
+    resume: bool = True
+    """Resume from the latest checkpoint in ``output_dir``."""
+    trust_remote_code: bool = False
+    """Allow code shipped in the starting checkpoint to run."""
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    """Token ids and labels of one conversation (labels are ``-100`` where masked)."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+def _masked_spans(data: dict[str, Any], mask_human: bool) -> tuple[str, list[tuple[int, int]], list[int]]:
+    """The conversation text, its masked character spans and the turn end offsets."""
+    text = str(data["meta_instruction"])
+    spans = [(0, len(text))]
+    turn_ends = []
+    keys = sorted(data["chat"], key=lambda k: int(str(k).rsplit("_", 1)[-1]))
+    for key in keys:
+        turn = data["chat"][key]
+        for name in TURN_FIELDS:
+            value = str(turn[name])
+            if name == "Tool Responses":
+                head = value.find(RESULTS_TAG) + len(RESULTS_TAG) + 1  # keep "<|Results|>:" learnt
+                tail = value.rfind(END_OF_RESULTS)
+                if head > len(RESULTS_TAG) and tail >= head:
+                    spans.append((len(text) + head, len(text) + tail))
+            elif name == "Human" and mask_human:
+                spans.append((len(text), len(text) + len(value)))
+            text += value
+        turn_ends.append(len(text))
+    return text, spans, turn_ends
+
+
+def encode_conversation(
+    data: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int = 1024,
+    mask_human: bool = False,
+) -> EncodedExample | None:
+    """Tokenize one conversation with MOSS's loss mask; ``None`` if not even a turn fits."""
+    text, spans, turn_ends = _masked_spans(data, mask_human)
+    encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+    ids: list[int] = encoding["input_ids"]
+    offsets: list[tuple[int, int]] = encoding["offset_mapping"]
+    keep = len(ids)
+    if keep > max_length:
+        fitting = [end for end in turn_ends if _tokens_before(offsets, end) <= max_length]
+        if not fitting:
+            return None
+        keep = _tokens_before(offsets, fitting[-1])
+    labels = []
+    for token_id, (start, _end) in zip(ids[:keep], offsets[:keep]):
+        masked = any(a <= start < b for a, b in spans)
+        labels.append(IGNORE_INDEX if masked else token_id)
+    return EncodedExample(ids[:keep], labels)
+
+
+def _tokens_before(offsets: Sequence[tuple[int, int]], char_end: int) -> int:
+    return sum(1 for start, _ in offsets if start < char_end)
+
+
+def load_examples(
+    paths: Sequence[str], tokenizer: PreTrainedTokenizerBase, *, max_length: int, mask_human: bool
+) -> list[EncodedExample]:
+    """Encode every conversation under ``paths``.
+
+    Raises:
+        UsageError: No conversations were found, or a file is not valid JSON.
+    """
+    examples = []
+    for path in iter_conversation_files([Path(p) for p in paths]):
+        for source, data in load_conversations(path):
+            if isinstance(data, Exception):
+                raise UsageError(f"{source}: {data}")
+            example = encode_conversation(data, tokenizer, max_length=max_length, mask_human=mask_human)
+            if example is not None and any(label != IGNORE_INDEX for label in example.labels):
+                examples.append(example)
+    if not examples:
+        raise UsageError(f"no trainable conversations found in {list(paths)}")
+    return examples
+
+
+def common_prefix_length(examples: Sequence[EncodedExample]) -> int:
+    """Tokens shared by every example at its start and masked in all of them."""
+    first = examples[0]
+    length = len(first.input_ids) - 1
+    for example in examples[1:]:
+        length = min(length, len(example.input_ids) - 1)
+        i = 0
+        while i < length and example.input_ids[i] == first.input_ids[i]:
+            i += 1
+        length = i
+    for example in examples:
+        unmasked = next((i for i in range(length) if example.labels[i] != IGNORE_INDEX), length)
+        length = min(length, unmasked)
+    return length
+
+
+def _batches(examples: Sequence[EncodedExample], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """Indices grouped by similar length (less padding), batches shuffled."""
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        window = sorted(order[start : start + chunk], key=lambda i: len(examples[i].input_ids))
+        batches += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _collate(examples: Sequence[EncodedExample], skip: int, pad_id: int) -> dict[str, torch.Tensor]:
+    import torch
+
+    width = max(len(ex.input_ids) for ex in examples) - skip
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, ex in enumerate(examples):
+        n = len(ex.input_ids) - skip
+        ids[row, :n] = torch.tensor(ex.input_ids[skip:])
+        labels[row, :n] = torch.tensor(ex.labels[skip:])
+        mask[row, :n] = 1
+    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | None) -> torch.Tensor:
+    """Causal LM loss; with a shared prefix, its keys/values are computed once."""
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    if prefix is None:
+        return model(**batch).loss
+    from transformers import DynamicCache
+
+    rows = batch["input_ids"].shape[0]
+    head = model(input_ids=prefix, use_cache=True)
+    cache = DynamicCache()
+    for index, layer in enumerate(head.past_key_values.layers):
+        cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
+    p = prefix.shape[1]
+    width = batch["input_ids"].shape[1]
+    positions = torch.arange(p, p + width, device=prefix.device).unsqueeze(0).expand(rows, -1)
+    mask = torch.cat(
+        [torch.ones(rows, p, dtype=torch.long, device=prefix.device), batch["attention_mask"]], 1
+    )
+    logits = model(
+        input_ids=batch["input_ids"], past_key_values=cache, position_ids=positions, attention_mask=mask
+    ).logits
+    logits = torch.cat([head.logits[:, -1:].expand(rows, -1, -1), logits[:, :-1]], 1)
+    return F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]).float(), batch["labels"].reshape(-1), ignore_index=IGNORE_INDEX
+    )
+
+
+def _latest_checkpoint(output_dir: Path) -> Path | None:
+    folder = output_dir / "checkpoints"
+    candidates = (
+        [p for p in folder.glob("step-*") if (p / "trainer_state.json").is_file()] if folder.is_dir() else []
+    )
+    return max(candidates, key=lambda p: int(p.name.split("-")[1]), default=None)
+
+
+def _eval_loss(model: Any, examples: Sequence[EncodedExample], batch_size: int, pad_id: int) -> float:
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, len(examples), batch_size):
+            batch = _collate(examples[start : start + batch_size], 0, pad_id)
+            batch = {k: v.to(model.device) for k, v in batch.items()}
+            n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
+            total += float(model(**batch).loss) * n
+            count += n
+    model.train()
+    return total / max(count, 1)
+
+
+def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
+    """Run SFT; return the folder of the final model (``OUT/final``).
+
+    Raises:
+        UsageError: Bad options or data.
+    """
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm.auto import tqdm
+
+    from moss_agent.models.loading import load_model
+
+    if config.batch_size < 1 or config.grad_accum < 1 or config.max_length < 16:
+        raise UsageError("batch_size and grad_accum must be >= 1 and max_length >= 16")
+    output_dir = Path(config.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=config.grad_accum, mixed_precision=config.mixed_precision
+    )
+    set_seed(config.seed)
+    loaded = load_model(
+        config.model,
+        dtype="float32",
+        device="cpu" if accelerator.device.type == "cpu" else "auto",
+        trust_remote_code=config.trust_remote_code,
+    )
+    model, tokenizer = loaded.model, loaded.tokenizer
+    model.train()
+    examples = load_examples(
+        config.data, tokenizer, max_length=config.max_length, mask_human=config.mask_human
+    )
+    eval_examples = (
+        load_examples(config.eval_data, tokenizer, max_length=config.max_length, mask_human=config.mask_human)
+        if config.eval_data
+        else []
+    )
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    share = config.share_prefix and accelerator.num_processes == 1
+    skip = common_prefix_length(examples) if share else 0
+    prefix = torch.tensor([examples[0].input_ids[:skip]], device=accelerator.device) if skip >= 8 else None
+    if prefix is None:
+        skip = 0
+    steps_per_epoch = math.ceil(
+        len(examples) / config.batch_size / accelerator.num_processes / config.grad_accum
+    )
+    total_steps = config.max_steps or max(1, math.ceil(steps_per_epoch * config.epochs))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay, betas=(0.9, 0.95)
+    )
+    warmup = max(1, int(total_steps * config.warmup_ratio))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress_ratio = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (
+            1 + math.cos(math.pi * progress_ratio)
+        )
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    step = 0
+    latest = _latest_checkpoint(output_dir) if config.resume else None
+    if latest is not None:
+        accelerator.load_state(str(latest))
+        step = json.loads((latest / "trainer_state.json").read_text())["step"]
+        accelerator.print(f"resumed from {latest} at step {step}")
+    (output_dir / "sft_config.json").write_text(json.dumps(asdict(config), indent=2))
+    log_path = output_dir / "train_log.jsonl"
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not (progress and accelerator.is_main_process),
+        desc="finetune",
+        unit="step",
+    )
+    started = time.monotonic()
+    rank, world = accelerator.process_index, accelerator.num_processes
+
+    def batch_stream() -> Iterator[list[int]]:
+        epoch = 0
+        while True:
+            batches = _batches(examples, config.batch_size, random.Random(config.seed + epoch))
+            yield from batches[rank::world]
+            epoch += 1
+
+    stream = batch_stream()
+    for _ in range(step * config.grad_accum):  # resume: skip the batches already trained on
+        next(stream)
+    running = 0.0
+    while step < total_steps:
+        for _ in range(config.grad_accum):
+            batch = _collate([examples[i] for i in next(stream)], skip, pad_id)
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            with accelerator.accumulate(model):
+                loss = _loss(model, batch, prefix)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            running += float(loss) / config.grad_accum
+        step += 1
+        bar.update(1)
+        out_of_time = config.max_minutes is not None and time.monotonic() - started > config.max_minutes * 60
+        if step % config.log_steps == 0 or step == total_steps or out_of_time:
+            record = {
+                "step": step,
+                "loss": running / (config.log_steps if step % config.log_steps == 0 else 1),
+                "lr": scheduler.get_last_lr()[0],
+                "elapsed_s": round(time.monotonic() - started, 1),
+            }
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if accelerator.is_main_process:
+                with log_path.open("a") as log:
+                    log.write(json.dumps(record) + "\n")
+            running = 0.0
+        if step % config.save_steps == 0 or step == total_steps or out_of_time:
+            _save_checkpoint(accelerator, output_dir, step, eval_examples, model, config, pad_id)
+        if out_of_time:
+            accelerator.print(f"stopping at step {step}: max_minutes reached")
+            break
+    bar.close()
+    final = output_dir / "final"
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        unwrapped = accelerator.unwrap_model(model)
+        unwrapped.save_pretrained(final, safe_serialization=True)
+        tokenizer.save_pretrained(final)
+        _restore_moss_config(Path(loaded.source) if hasattr(loaded, "source") else Path(config.model), final)
+    return final
+
+
+def _save_checkpoint(
+    accelerator: Any,
+    output_dir: Path,
+    step: int,
+    eval_examples: Sequence[EncodedExample],
+    model: Any,
+    config: SFTConfig,
+    pad_id: int,
+) -> None:
+    folder = output_dir / "checkpoints" / f"step-{step}"
+    accelerator.save_state(str(folder))
+    state: dict[str, Any] = {"step": step}
+    if eval_examples:
+        state["eval_loss"] = _eval_loss(
+            accelerator.unwrap_model(model), eval_examples, config.batch_size, pad_id
+        )
+        accelerator.print(f"step {step}: eval loss {state['eval_loss']:.4f}")
+    if accelerator.is_main_process:
+        (folder / "trainer_state.json").write_text(json.dumps(state))
+        with (output_dir / "train_log.jsonl").open("a") as log:
+            log.write(json.dumps({"checkpoint": folder.name, **state}) + "\n")
+        checkpoints = sorted(
+            (output_dir / "checkpoints").glob("step-*"), key=lambda p: int(p.name.split("-")[1])
+        )
+        for old in checkpoints[:-2]:  # keep the last two
+            import shutil
+
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _restore_moss_config(source: Path, final: Path) -> None:
+    """Keep ``model_type: moss`` (and MOSS's auto_map) in the saved config."""
+    source_config = source / "config.json"
+    if not source_config.is_file():
+        return
+    original = json.loads(source_config.read_text())
+    saved = json.loads((final / "config.json").read_text())
+    for key in ("model_type", "architectures", "auto_map"):
+        if key in original:
+            saved[key] = original[key]
+    (final / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True))

@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from moss_agent.protocol import (
+    ResultLayout,
+    ToolInvocation,
+    render_meta_instruction,
+    render_results,
+    render_section,
+    result_for,
+    results_for,
+)
+from moss_agent.train.sft import (
+    IGNORE_INDEX,
+    SFTConfig,
+    common_prefix_length,
+    encode_conversation,
+    finetune,
+    load_examples,
+)
+
+
+def conversation(a: int, b: int) -> dict:
+    call = ToolInvocation.call("Calculate", f"{a}*{b}")
+    results = render_results(results_for([result_for(call, str(a * b), ResultLayout.INLINE)]))
+    return {
+        "conversation_id": a,
+        "meta_instruction": render_meta_instruction(["Calculate"]),
+        "num_turns": 1,
+        "chat": {
+            "turn_1": {
+                "Human": render_section("Human", f"What is {a} times {b}?"),
+                "Inner Thoughts": render_section("Inner Thoughts", "I should use the calculator."),
+                "Commands": render_section("Commands", call.text),
+                "Tool Responses": results,
+                "MOSS": render_section("MOSS", f"{a} times {b} is {a * b}."),
+            }
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from moss_agent.models.tiny import build_tiny_tokenizer
+
+    texts = [json.dumps(conversation(a, a + 3)) for a in range(40)]
+    return build_tiny_tokenizer(texts, vocab_size=700)
+
+
+@pytest.fixture(scope="module")
+def data_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sft") / "train.jsonl"
+    path.write_text("\n".join(json.dumps(conversation(a, 7 + a % 5)) for a in range(2, 26)), encoding="utf-8")
+    return path
+
+
+def test_loss_mask_follows_moss_finetune_script(tokenizer):
+    data = conversation(12, 34)
+    example = encode_conversation(data, tokenizer, max_length=4096)
+    assert example is not None
+    learnt = tokenizer.decode(
+        [t for t, label in zip(example.input_ids, example.labels) if label != IGNORE_INDEX]
+    )
+    masked = tokenizer.decode(
+        [t for t, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX]
+    )
+    assert "You are an AI assistant" in masked and "Capabilities" in masked
+    assert "Calculate(\"12*34\") => '408'" in masked  # the program-written Results content
+    assert "<|Results|>:" in learnt and "<eor>" in learnt  # the tags keep their loss
+    assert "What is 12 times 34?" in learnt  # as MOSS's script: the human turn keeps its loss
+    assert 'Calculate("12*34")<eoc>' in learnt and "12 times 34 is 408.<eom>" in learnt
+    human_masked = encode_conversation(data, tokenizer, max_length=4096, mask_human=True)
+    assert "What is 12" not in tokenizer.decode(
+        [t for t, label in zip(human_masked.input_ids, human_masked.labels) if label != IGNORE_INDEX]
+    )
+
+
+def test_long_conversations_keep_the_turns_that_fit(tokenizer):
+    data = conversation(1, 2)
+    data["chat"]["turn_2"] = dict(data["chat"]["turn_1"])
+    data["num_turns"] = 2
+    full = encode_conversation(data, tokenizer, max_length=100_000)
+    one = encode_conversation(conversation(1, 2), tokenizer, max_length=100_000)
+    cut = encode_conversation(data, tokenizer, max_length=len(full.input_ids) - 1)
+    assert cut is not None and len(cut.input_ids) == len(one.input_ids)
+    assert encode_conversation(data, tokenizer, max_length=10) is None
+
+
+def test_shared_prefix_is_the_masked_meta_instruction(tokenizer, data_file):
+    examples = load_examples([str(data_file)], tokenizer, max_length=2048, mask_human=False)
+    length = common_prefix_length(examples)
+    assert length > 20
+    assert all(ex.labels[i] == IGNORE_INDEX for ex in examples for i in range(length))
+
+
+def test_prefix_sharing_gives_the_same_loss(tokenizer, data_file, tmp_path):
+    import torch
+
+    from moss_agent.models.loading import load_model
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train.sft import _collate, _loss
+
+    folder = build_tiny_moss_checkpoint(tmp_path / "m", tokenizer=tokenizer, n_positions=1024)
+    model = load_model(str(folder), device="cpu").model
+    examples = load_examples([str(data_file)], tokenizer, max_length=2048, mask_human=False)[:4]
+    skip = common_prefix_length(examples)
+    plain = _loss(model, _collate(examples, 0, 0), None)
+    shared = _loss(model, _collate(examples, skip, 0), torch.tensor([examples[0].input_ids[:skip]]))
+    assert float(plain) == pytest.approx(float(shared), rel=1e-5)
+
+
+def test_finetune_learns_saves_and_resumes(tokenizer, data_file, tmp_path):
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+
+    start = build_tiny_moss_checkpoint(tmp_path / "start", tokenizer=tokenizer, n_positions=1024)
+    out = tmp_path / "run"
+    config = SFTConfig(
+        model=str(start),
+        data=[str(data_file)],
+        output_dir=str(out),
+        eval_data=[str(data_file)],
+        batch_size=4,
+        learning_rate=3e-3,
+        max_steps=6,
+        save_steps=3,
+        log_steps=3,
+    )
+    final = finetune(config, progress=False)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    evals = [r["eval_loss"] for r in log if "eval_loss" in r]
+    assert len(evals) == 2 and evals[1] < evals[0]
+    saved = json.loads((final / "config.json").read_text())
+    assert saved["model_type"] == "moss"
+    # A longer run of the same command resumes from step 6 instead of starting over.
+    config.max_steps = 8
+    finetune(config, progress=False)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in log if "loss" in r]
+    assert steps == [3, 6, 8]
+    assert (out / "checkpoints" / "step-8").is_dir()
