@@ -27,12 +27,16 @@ _EXPORTS: dict[str, str] = {
     "ModelOutputError": "moss_agent.errors",
     "UsageError": "moss_agent.errors",
     "ScriptedMossLLM": "moss_agent.testing",
+    "MossLLM": "moss_agent.models.llm",
+    "ChatMoss": "moss_agent.models.chat",
 }
 
 __all__ = [
+    "ChatMoss",
     "ModelOutputError",
     "MossAgent",
     "MossAgentError",
+    "MossLLM",
     "ParsedGeneration",
     "PluginDeclaration",
     "ScriptedMossLLM",
@@ -64,6 +68,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from moss_agent.agent import MossAgent, TurnRecord
     from moss_agent.errors import ModelOutputError, MossAgentError, UsageError
+    from moss_agent.models.chat import ChatMoss
+    from moss_agent.models.llm import MossLLM
     from moss_agent.protocol import (
         ParsedGeneration,
         PluginDeclaration,

@@ -6,9 +6,11 @@ import sys
 import moss_agent
 
 EXPECTED_ALL = [
+    "ChatMoss",
     "ModelOutputError",
     "MossAgent",
     "MossAgentError",
+    "MossLLM",
     "ParsedGeneration",
     "PluginDeclaration",
     "ScriptedMossLLM",

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from moss_agent.models.chat import ChatMoss
     from moss_agent.models.configuration import MossConfig, MossForCausalLM, register_moss
     from moss_agent.models.engine import Generation, GenerationEngine, SamplingParams, TextStream, Timings
     from moss_agent.models.llm import MossLLM
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MODEL",
+    "ChatMoss",
     "Generation",
     "GenerationEngine",
     "LoadedModel",
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 _WHERE = {
+    "ChatMoss": "chat",
     "MossConfig": "configuration",
     "MossForCausalLM": "configuration",
     "register_moss": "configuration",

@@ -1,0 +1,691 @@
+"""The generation engine: a decoding loop with token-level stops, streaming, KV-cache reuse and batching.
+
+The loop is written here rather than through ``model.generate`` because the engine
+needs per-token control: it stops the moment a MOSS end token is sampled, checks stop
+strings on the decoded tail, holds back text that may be the start of a stop while
+streaming, and keeps the keys/values of the last sequence so that the next prompt
+(the second call of a plugin turn, the next turn of a conversation) only encodes what
+is new.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import threading
+import time
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from moss_agent.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from moss_agent.models.loading import LoadedModel
+
+__all__ = ["FinishReason", "Generation", "GenerationEngine", "SamplingParams", "TextStream", "Timings"]
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick tokens; the defaults are MOSS's own (its demo and CLI)."""
+
+    max_new_tokens: int = 512
+    """Most tokens to generate."""
+    temperature: float = 0.7
+    """Softmax temperature; 0 means greedy."""
+    top_p: float = 0.8
+    """Nucleus sampling: keep the most likely tokens up to this total probability."""
+    top_k: int | None = None
+    """Keep only the k most likely tokens (None: no limit)."""
+    repetition_penalty: float = 1.02
+    """Divide the logits of tokens already in the sequence by this (CTRL-style); 1 turns it off."""
+    do_sample: bool = True
+    """Sample; False (or temperature 0) picks the most likely token (greedy)."""
+    seed: int | None = None
+    """Seed of the sampler, for reproducible samples."""
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise UsageError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}.")
+        if self.temperature < 0:
+            raise UsageError(f"temperature must be >= 0, got {self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise UsageError(f"top_p must be in (0, 1], got {self.top_p}.")
+        if self.top_k is not None and self.top_k < 1:
+            raise UsageError(f"top_k must be at least 1 (or None), got {self.top_k}.")
+        if self.repetition_penalty <= 0:
+            raise UsageError(f"repetition_penalty must be > 0, got {self.repetition_penalty}.")
+
+    @property
+    def greedy(self) -> bool:
+        """Whether tokens are picked by argmax."""
+        return not self.do_sample or self.temperature == 0
+
+    def replace(self, **changes: Any) -> SamplingParams:
+        """A copy with some fields changed; ``None`` values are ignored except for top_k and seed.
+
+        Raises:
+            UsageError: A name that is not a sampling parameter.
+        """
+        names = {field.name for field in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise UsageError(f"Unknown sampling parameter(s) {unknown}; use {sorted(names)}.")
+        kept = {k: v for k, v in changes.items() if v is not None or k in ("top_k", "seed")}
+        return dataclasses.replace(self, **kept)
+
+
+@dataclass(frozen=True)
+class Timings:
+    """Wall-clock seconds of one generation."""
+
+    prefill_s: float
+    """Encoding the prompt (the part not taken from the cache) up to the first logits."""
+    decode_s: float
+    """Generating the tokens after the first."""
+
+    @property
+    def total_s(self) -> float:
+        """Prefill plus decode."""
+        return self.prefill_s + self.decode_s
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The result of one generation."""
+
+    text: str
+    """Generated text, the stop and anything after it removed."""
+    stop: str | None
+    """The stop string or end token that ended generation; None when it ran out of tokens."""
+    finish_reason: FinishReason
+    """``"stop"`` (a stop or the end-of-sequence token) or ``"length"`` (the token budget)."""
+    prompt_tokens: int
+    """Tokens in the prompt."""
+    completion_tokens: int
+    """Tokens generated, the stopping token included."""
+    cached_tokens: int
+    """Prompt tokens whose keys/values came from the cache instead of being encoded."""
+    timings: Timings
+    """Where the time went."""
+
+    @property
+    def tokens_per_s(self) -> float:
+        """Generated tokens per second, prefill included."""
+        return self.completion_tokens / self.timings.total_s if self.timings.total_s > 0 else 0.0
+
+
+class TextStream(Iterator[str]):
+    """Text deltas of a generation; :attr:`generation` is set once it is exhausted."""
+
+    def __init__(self, steps: Generator[str, None, Generation]) -> None:
+        self._steps = steps
+        self.generation: Generation | None = None
+        """The finished generation, once iteration has ended."""
+
+    def __iter__(self) -> TextStream:
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._steps)
+        except StopIteration as done:
+            self.generation = done.value
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop generating; the engine keeps the cache of what was generated so far."""
+        self._steps.close()
+
+
+class GenerationEngine:
+    """Generates text from a loaded causal LM; thread-safe (one generation at a time).
+
+    Args:
+        loaded: What :func:`~moss_agent.models.loading.load_model` returned.
+        params: Default sampling parameters (MOSS's by default).
+        reuse_cache: Keep the keys/values of the last sequence and reuse them for the
+            shared token prefix of the next prompt.
+    """
+
+    def __init__(
+        self, loaded: LoadedModel, *, params: SamplingParams | None = None, reuse_cache: bool = True
+    ) -> None:
+        self.loaded = loaded
+        self.params = params or SamplingParams()
+        self.reuse_cache = reuse_cache
+        self.reused_tokens = 0
+        """Prompt tokens taken from the cache since the engine was made."""
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+        self._cache: Any = None
+        self._cached_ids: list[int] = []
+        tokenizer = loaded.tokenizer
+        self._vocab_limit = len(tokenizer)
+        self._eos_ids = _eos_token_ids(loaded)
+        params_of_forward = inspect.signature(loaded.model.forward).parameters
+        # transformers 5 renamed past_key_values to cache, and num_logits_to_keep to logits_to_keep.
+        self._cache_kwarg = "cache" if "cache" in params_of_forward else "past_key_values"
+        self._keep_kwarg = next(
+            (name for name in ("logits_to_keep", "num_logits_to_keep") if name in params_of_forward), None
+        )
+        config = loaded.config
+        self.max_positions: int | None = getattr(config, "n_positions", None) or getattr(
+            config, "max_position_embeddings", None
+        )
+
+    @classmethod
+    def from_pretrained(
+        cls, model: str, *, reuse_cache: bool = True, **load_options: Any
+    ) -> GenerationEngine:
+        """Load ``model`` with :func:`~moss_agent.models.loading.load_model` and wrap it."""
+        from moss_agent.models.loading import load_model
+
+        return cls(load_model(model, **load_options), reuse_cache=reuse_cache)
+
+    # --- public API ------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        stop: Sequence[str] = (),
+        params: SamplingParams | None = None,
+        reuse_cache: bool | None = None,
+    ) -> Generation:
+        """Generate a continuation of ``prompt``.
+
+        Args:
+            prompt: The full prompt text.
+            stop: Stop strings; generation ends at the first and it is removed with
+                anything after it. A stop that is one special token (``<eoc>``, ``<eom>``)
+                is matched on the token id the moment it is sampled. The model's
+                end-of-sequence token always stops.
+            params: Sampling parameters for this call (default: the engine's).
+            reuse_cache: Override the engine's ``reuse_cache`` for this call.
+
+        Returns:
+            The generation.
+        """
+        steps = self._run(prompt, stop, params, reuse_cache)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def stream(
+        self,
+        prompt: str,
+        *,
+        stop: Sequence[str] = (),
+        params: SamplingParams | None = None,
+        reuse_cache: bool | None = None,
+    ) -> TextStream:
+        """Generate like :meth:`generate`, yielding text deltas as tokens come.
+
+        A delta never ends inside a UTF-8 character, and text that could be the start
+        of a stop string is held back until it is known not to be one, so the
+        concatenated deltas equal :attr:`Generation.text`. Finish (or ``close()``) the
+        stream before starting another generation on the same thread.
+        """
+        return TextStream(self._run(prompt, stop, params, reuse_cache))
+
+    def generate_batch(
+        self,
+        prompts: Sequence[str],
+        *,
+        stop: Sequence[str] = (),
+        params: SamplingParams | None = None,
+        batch_size: int | None = None,
+    ) -> list[Generation]:
+        """Generate for many prompts at once (left padding); the results are in prompt order.
+
+        Greedy output equals one-by-one :meth:`generate`. Rows that stop leave the batch.
+        The engine's single-sequence cache is not used.
+
+        Args:
+            prompts: The prompts.
+            stop: Stop strings, for every row.
+            params: Sampling parameters (default: the engine's).
+            batch_size: Most rows per forward pass (default: all). Prompts are grouped
+                by length to limit padding.
+        """
+        params = params or self.params
+        stops = _Stops(self.loaded.tokenizer, stop, self._eos_ids)
+        results: list[Generation | None] = [None] * len(prompts)
+        with self._locked():
+            encoded = [self._encode(prompt) for prompt in prompts]
+            order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+            size = batch_size or max(len(prompts), 1)
+            for begin in range(0, len(order), size):
+                chunk = order[begin : begin + size]
+                for index, generation in zip(
+                    chunk, self._run_batch([encoded[i] for i in chunk], stops, params)
+                ):
+                    results[index] = generation
+        return [generation for generation in results if generation is not None]
+
+    def clear_cache(self) -> None:
+        """Forget the cached keys/values."""
+        with self._locked():
+            self._cache, self._cached_ids = None, []
+
+    @property
+    def cached_tokens(self) -> int:
+        """How many tokens the cache holds keys/values for."""
+        return len(self._cached_ids)
+
+    # --- single sequence -------------------------------------------------------------
+
+    def _run(
+        self, prompt: str, stop: Sequence[str], params: SamplingParams | None, reuse_cache: bool | None
+    ) -> Generator[str, None, Generation]:
+        params = params or self.params
+        reuse = self.reuse_cache if reuse_cache is None else reuse_cache
+        stops = _Stops(self.loaded.tokenizer, stop, self._eos_ids)
+        with self._locked():
+            started = time.perf_counter()
+            prompt_ids = self._encode(prompt)
+            budget = self._budget(len(prompt_ids), params)
+            cache, reused = self._take_cache(prompt_ids, reuse)
+            self.reused_tokens += reused
+            fed = list(prompt_ids[:reused])
+            consistent = True
+            try:
+                consistent = False
+                logits = self._forward([prompt_ids[reused:]], cache, past=reused)
+                consistent = True
+                fed.extend(prompt_ids[reused:])
+                prefilled = time.perf_counter()
+                picker = _TokenPicker(params, self._vocab_limit, logits.device)
+                history = [list(prompt_ids)]
+                decoder = _IncrementalDecoder(self.loaded.tokenizer)
+                text, emitted, stop_hit, finish = "", 0, None, "length"
+                completion = 0
+                for step in range(budget):
+                    token = picker.pick(logits, history)[0]
+                    completion += 1
+                    history[0].append(token)
+                    if token in stops.token_stops:
+                        stop_hit, finish = stops.token_stops[token], "stop"
+                        break
+                    before = len(text)
+                    text += decoder.push(token)
+                    found = stops.find(text, before)
+                    if found is not None:
+                        text, stop_hit, finish = text[: found[0]], found[1], "stop"
+                        break
+                    safe = len(text) - stops.holdback(text)
+                    if safe > emitted:
+                        yield text[emitted:safe]
+                        emitted = safe
+                    if step + 1 == budget:
+                        break
+                    consistent = False
+                    logits = self._forward([[token]], cache, past=len(fed))
+                    consistent = True
+                    fed.append(token)
+                if finish == "length":
+                    before = len(text)
+                    text += decoder.flush()
+                    found = stops.find(text, before)
+                    if found is not None:
+                        text, stop_hit, finish = text[: found[0]], found[1], "stop"
+                if len(text) > emitted:
+                    yield text[emitted:]
+                finished = time.perf_counter()
+            finally:
+                if reuse and consistent:
+                    self._cache, self._cached_ids = cache, fed
+                else:
+                    self._cache, self._cached_ids = None, []
+        return Generation(
+            text=text,
+            stop=stop_hit,
+            finish_reason=finish,  # type: ignore[arg-type]
+            prompt_tokens=len(prompt_ids),
+            completion_tokens=completion,
+            cached_tokens=reused,
+            timings=Timings(prefill_s=prefilled - started, decode_s=finished - prefilled),
+        )
+
+    def _take_cache(self, prompt_ids: list[int], reuse: bool) -> tuple[Any, int]:
+        """A cache holding the longest reusable prefix of ``prompt_ids``, and its length."""
+        cached, self._cache = self._cache, None
+        if reuse and cached is not None:
+            shared = 0
+            for old, new in zip(self._cached_ids, prompt_ids):
+                if old != new:
+                    break
+                shared += 1
+            # The last prompt token is always encoded again: its logits pick the first new token.
+            keep = min(shared, len(prompt_ids) - 1)
+            if keep > 0:
+                surplus = len(self._cached_ids) - keep
+                if surplus > 0:
+                    cached.crop(-surplus)
+                return cached, keep
+        self._cached_ids = []
+        return self._new_cache(), 0
+
+    # --- batch -----------------------------------------------------------------------
+
+    def _run_batch(self, rows: list[list[int]], stops: _Stops, params: SamplingParams) -> list[Generation]:
+        import torch
+
+        started = time.perf_counter()
+        device = self.loaded.device
+        width = max(len(row) for row in rows)
+        pad = self._pad_id()
+        budgets = [self._budget(len(row), params) for row in rows]
+        input_ids = torch.tensor([[pad] * (width - len(row)) + row for row in rows], device=device)
+        mask = torch.tensor([[0] * (width - len(row)) + [1] * len(row) for row in rows], device=device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = self._new_cache()
+        logits = self._forward(input_ids, cache, attention_mask=mask, position_ids=positions)
+        prefilled = time.perf_counter()
+        picker = _TokenPicker(params, self._vocab_limit, logits.device)
+        history = [list(row) for row in rows]  # unpadded, for the repetition penalty
+        decoders = [_IncrementalDecoder(self.loaded.tokenizer) for _ in rows]
+        texts = [""] * len(rows)
+        done: dict[int, tuple[str, str | None, str, int, float]] = {}
+        active = list(range(len(rows)))
+        next_positions = positions[:, -1] + 1
+        step = 0
+        while active:
+            tokens = picker.pick(logits, [history[row] for row in active])
+            step += 1
+            still = []
+            for slot, (row, token) in enumerate(zip(active, tokens)):
+                history[row].append(token)
+                outcome = self._advance_row(token, decoders[row], texts[row], stops)
+                texts[row] = outcome[0]
+                if outcome[1] is not None:
+                    done[row] = (outcome[0], outcome[1], "stop", step, time.perf_counter())
+                elif step >= budgets[row]:
+                    text = texts[row] + decoders[row].flush()
+                    found = stops.find(text, len(texts[row]))
+                    if found is not None:
+                        done[row] = (text[: found[0]], found[1], "stop", step, time.perf_counter())
+                    else:
+                        done[row] = (text, None, "length", step, time.perf_counter())
+                else:
+                    still.append(slot)
+            if not still:
+                break
+            if len(still) < len(active):
+                keep = torch.tensor(still, device=device)
+                cache.batch_select_indices(keep)
+                mask, next_positions = mask[keep], next_positions[keep]
+                tokens = [tokens[slot] for slot in still]
+                active = [active[slot] for slot in still]
+            mask = torch.cat([mask, mask.new_ones((len(active), 1))], dim=-1)
+            logits = self._forward(
+                torch.tensor(tokens, device=device)[:, None],
+                cache,
+                attention_mask=mask,
+                position_ids=next_positions[:, None],
+            )
+            next_positions = next_positions + 1
+        results = []
+        for row, ids in enumerate(rows):
+            text, stop_hit, finish, completion, ended = done[row]
+            results.append(
+                Generation(
+                    text=text,
+                    stop=stop_hit,
+                    finish_reason=finish,  # type: ignore[arg-type]
+                    prompt_tokens=len(ids),
+                    completion_tokens=completion,
+                    cached_tokens=0,
+                    timings=Timings(prefill_s=prefilled - started, decode_s=ended - prefilled),
+                )
+            )
+        return results
+
+    @staticmethod
+    def _advance_row(
+        token: int, decoder: _IncrementalDecoder, text: str, stops: _Stops
+    ) -> tuple[str, str | None]:
+        """Add ``token`` to a row's text; return the text and the stop that fired, if any."""
+        if token in stops.token_stops:
+            return text, stops.token_stops[token]
+        before = len(text)
+        text += decoder.push(token)
+        found = stops.find(text, before)
+        if found is not None:
+            return text[: found[0]], found[1]
+        return text, None
+
+    # --- model plumbing ----------------------------------------------------------------
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        me = threading.get_ident()
+        if self._owner == me:
+            raise UsageError(
+                "This thread is already generating with this engine (an unfinished stream?). "
+                "Finish or close() the stream before starting another generation."
+            )
+        with self._lock:
+            self._owner = me
+            try:
+                yield
+            finally:
+                self._owner = None
+
+    def _encode(self, prompt: str) -> list[int]:
+        ids = list(self.loaded.tokenizer(prompt)["input_ids"])
+        if not ids:
+            raise UsageError("The prompt is empty; give the model some text to continue.")
+        return ids
+
+    def _budget(self, prompt_tokens: int, params: SamplingParams) -> int:
+        if self.max_positions is None:
+            return params.max_new_tokens
+        room = self.max_positions - prompt_tokens
+        if room < 1:
+            raise UsageError(
+                f"The prompt has {prompt_tokens} tokens and the model reads at most {self.max_positions}; "
+                "shorten it (fewer turns or shorter tool results)."
+            )
+        return min(params.max_new_tokens, room)
+
+    def _pad_id(self) -> int:
+        tokenizer = self.loaded.tokenizer
+        for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id, *self._eos_ids, 0):
+            if candidate is not None:
+                return int(candidate)
+        return 0
+
+    def _new_cache(self) -> Any:
+        from transformers import DynamicCache
+
+        try:
+            return DynamicCache(config=self.loaded.config)
+        except TypeError:  # transformers < 4.56
+            return DynamicCache()
+
+    def _forward(
+        self,
+        input_ids: Any,
+        cache: Any,
+        *,
+        past: int = 0,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the model on new tokens with the cache; the float32 logits of each row's last token."""
+        import torch
+
+        device = self.loaded.device
+        if not isinstance(input_ids, torch.Tensor):
+            input_ids = torch.tensor(input_ids, device=device)
+        length = input_ids.shape[1]
+        if attention_mask is None:
+            attention_mask = torch.ones((input_ids.shape[0], past + length), dtype=torch.long, device=device)
+        if position_ids is None:
+            position_ids = torch.arange(past, past + length, device=device)[None, :]
+        kwargs: dict[str, Any] = {self._cache_kwarg: cache}
+        if self._keep_kwarg is not None:
+            kwargs[self._keep_kwarg] = 1
+        with torch.inference_mode():
+            output = self.loaded.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                use_cache=True,
+                **kwargs,
+            )
+        return output.logits[:, -1, :].float()
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def _eos_token_ids(loaded: LoadedModel) -> set[int]:
+    ids: set[int] = set()
+    for source in (loaded.config, getattr(loaded.model, "generation_config", None)):
+        value = getattr(source, "eos_token_id", None)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(int(v) for v in value)
+    if loaded.tokenizer.eos_token_id is not None:
+        ids.add(int(loaded.tokenizer.eos_token_id))
+    return ids
+
+
+class _Stops:
+    """Stop strings and stop token ids of one call."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[str], eos_ids: set[int]) -> None:
+        if isinstance(stops, str):
+            stops = [stops]
+        self.strings = tuple(dict.fromkeys(s for s in stops if s))
+        self.token_stops: dict[int, str] = {}
+        atomic = set(getattr(tokenizer, "added_tokens_decoder", {}) or {}) | set(tokenizer.all_special_ids)
+        for text in self.strings:
+            ids = tokenizer.encode(text, add_special_tokens=False)
+            if len(ids) == 1 and ids[0] in atomic:
+                self.token_stops[ids[0]] = text
+        for eos in eos_ids:
+            self.token_stops.setdefault(eos, tokenizer.decode([eos]))
+        self._longest = max((len(s) for s in self.strings), default=0)
+
+    def find(self, text: str, new_from: int) -> tuple[int, str] | None:
+        """The earliest stop in ``text`` that overlaps the text after ``new_from``."""
+        if not self.strings:
+            return None
+        start = max(0, new_from - self._longest + 1)
+        best: tuple[int, str] | None = None
+        for stop in self.strings:
+            at = text.find(stop, start)
+            if at >= 0 and (best is None or at < best[0]):
+                best = (at, stop)
+        return best
+
+    def holdback(self, text: str) -> int:
+        """Length of the longest tail of ``text`` that is the start of a stop string."""
+        longest = 0
+        for stop in self.strings:
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if stop.startswith(text[-size:]):
+                    longest = size
+                    break
+        return longest
+
+
+class _IncrementalDecoder:
+    """Token-by-token detokenization that never splits a UTF-8 character.
+
+    Decodes a short window of recent tokens twice (without and with the new token) and
+    emits the difference once it does not end in a replacement character, which is how
+    byte-level BPE shows an unfinished multi-byte character.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+        self._ids: list[int] = []
+        self._prefix = 0
+        self._read = 0
+
+    def _decode(self, ids: list[int]) -> str:
+        return str(self._tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+    def push(self, token: int) -> str:
+        self._ids.append(token)
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
+        if len(after) > len(before) and not after.endswith("\ufffd"):
+            self._prefix, self._read = self._read, len(self._ids)
+            return after[len(before) :]
+        return ""
+
+    def flush(self) -> str:
+        """Whatever is held back (an unfinished character decodes as U+FFFD)."""
+        before = self._decode(self._ids[self._prefix : self._read])
+        after = self._decode(self._ids[self._prefix :])
+        self._prefix = self._read = len(self._ids)
+        return after[len(before) :]
+
+
+class _TokenPicker:
+    """Repetition penalty, then greedy argmax or temperature / top-k / top-p sampling."""
+
+    def __init__(self, params: SamplingParams, vocab_limit: int, device: torch.device) -> None:
+        import torch
+        from transformers import (
+            LogitsProcessorList,
+            RepetitionPenaltyLogitsProcessor,
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        self._greedy = params.greedy
+        self._vocab_limit = vocab_limit
+        self._penalty = (
+            RepetitionPenaltyLogitsProcessor(params.repetition_penalty)
+            if params.repetition_penalty != 1.0
+            else None
+        )
+        warpers = LogitsProcessorList()
+        if not self._greedy:
+            if params.temperature != 1.0:
+                warpers.append(TemperatureLogitsWarper(params.temperature))
+            if params.top_k is not None:
+                warpers.append(TopKLogitsWarper(params.top_k))
+            if params.top_p < 1.0:
+                warpers.append(TopPLogitsWarper(params.top_p))
+        self._warpers = warpers
+        self._generator = None
+        if params.seed is not None and not self._greedy:
+            self._generator = torch.Generator(device=device).manual_seed(params.seed)
+
+    def pick(self, logits: torch.Tensor, histories: list[list[int]]) -> list[int]:
+        import torch
+
+        with torch.inference_mode():
+            scores = logits
+            if scores.shape[-1] > self._vocab_limit:  # embedding rows past the tokenizer are never used
+                scores = scores.clone()
+                scores[:, self._vocab_limit :] = -float("inf")
+            if self._penalty is not None:
+                # Rows have different lengths; repeating a row's own first token pads it
+                # without changing the set of penalized tokens.
+                width = max(len(h) for h in histories)
+                ids = torch.tensor([h + [h[0]] * (width - len(h)) for h in histories], device=scores.device)
+                scores = self._penalty(ids, scores)
+            if self._greedy:
+                return [int(t) for t in scores.argmax(dim=-1).tolist()]
+            scores = self._warpers(None, scores)  # type: ignore[arg-type]
+            probs = torch.softmax(scores, dim=-1)
+            return [int(t) for t in torch.multinomial(probs, 1, generator=self._generator)[:, 0].tolist()]

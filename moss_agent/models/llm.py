@@ -1,0 +1,247 @@
+"""``MossLLM``: a local MOSS checkpoint as a LangChain LLM (text in, text out)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models.llms import LLM
+from langchain_core.outputs import Generation as LCGeneration
+from langchain_core.outputs import GenerationChunk, LLMResult
+from pydantic import ConfigDict, PrivateAttr
+
+if TYPE_CHECKING:
+    from moss_agent.models.engine import Generation, GenerationEngine, SamplingParams
+
+__all__ = ["MossLLM"]
+
+_SAMPLING_FIELDS = (
+    "max_new_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "repetition_penalty",
+    "do_sample",
+    "seed",
+)
+
+
+class MossLLM(LLM):
+    """A MOSS checkpoint (or any causal LM that speaks its protocol) run locally.
+
+    The model loads on first use. Stops are honored token by token: generation ends at
+    the first stop and the returned text excludes it. Keyword arguments of
+    ``invoke``/``stream`` override the sampling fields for that call.
+
+    Example:
+        .. code-block:: python
+
+            llm = MossLLM(model="fnlp/moss-moon-003-sft-plugin", temperature=0.7)
+            llm.invoke(prompt, stop=["<eoc>"])
+    """
+
+    model: str = "fnlp/moss-moon-003-sft-plugin"
+    """Local checkpoint folder or Hugging Face hub id."""
+    dtype: str = "auto"
+    """auto, float16, bfloat16 or float32."""
+    device: str = "auto"
+    """auto, cpu, cuda or cuda:N."""
+    device_map: str | dict[str, Any] | None = None
+    """accelerate device map for several GPUs, e.g. "auto"."""
+    load_in_8bit: bool = False
+    """Quantize to 8 bits with bitsandbytes (CUDA)."""
+    load_in_4bit: bool = False
+    """Quantize to 4 bits with bitsandbytes (CUDA)."""
+    trust_remote_code: bool = False
+    """Let transformers run modeling code shipped in the checkpoint."""
+    revision: str | None = None
+    """Hub revision."""
+    max_new_tokens: int = 512
+    """Most tokens to generate per call."""
+    temperature: float = 0.7
+    """Sampling temperature; 0 means greedy."""
+    top_p: float = 0.8
+    """Nucleus sampling threshold."""
+    top_k: int | None = None
+    """Keep only the k most likely tokens."""
+    repetition_penalty: float = 1.02
+    """Penalty on tokens already in the sequence (1 turns it off)."""
+    do_sample: bool = True
+    """Sample (True) or decode greedily (False)."""
+    seed: int | None = None
+    """Seed of the sampler."""
+    reuse_cache: bool = True
+    """Reuse the keys/values of the shared prefix of consecutive prompts."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    _engine: GenerationEngine | None = PrivateAttr(default=None)
+    _load_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_engine(cls, engine: GenerationEngine, **fields: Any) -> MossLLM:
+        """Wrap an engine that is already loaded (shares its model and cache).
+
+        Args:
+            engine: The engine.
+            **fields: Other fields, e.g. sampling defaults.
+        """
+        fields.setdefault("model", engine.loaded.name or "moss")
+        fields.setdefault("reuse_cache", engine.reuse_cache)
+        llm = cls(**fields)
+        llm._engine = engine
+        return llm
+
+    @property
+    def engine(self) -> GenerationEngine:
+        """The generation engine, loading the model on first access."""
+        if self._engine is None:
+            with self._load_lock:
+                if self._engine is None:
+                    from moss_agent.models.engine import GenerationEngine
+                    from moss_agent.models.loading import load_model
+
+                    loaded = load_model(
+                        self.model,
+                        dtype=self.dtype,
+                        device=self.device,
+                        device_map=self.device_map,
+                        load_in_8bit=self.load_in_8bit,
+                        load_in_4bit=self.load_in_4bit,
+                        trust_remote_code=self.trust_remote_code,
+                        revision=self.revision,
+                    )
+                    self._engine = GenerationEngine(loaded, reuse_cache=self.reuse_cache)
+        return self._engine
+
+    def context_length(self) -> int:
+        """The model's context length in tokens (``n_positions``), loading it if needed."""
+        config = self.engine.loaded.config
+        return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 2048))
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens of ``text`` under the model's own tokenizer."""
+        return len(self.engine.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    @property
+    def _llm_type(self) -> str:
+        return "moss"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "dtype": self.dtype,
+            "load_in_8bit": self.load_in_8bit,
+            "load_in_4bit": self.load_in_4bit,
+            **{name: getattr(self, name) for name in _SAMPLING_FIELDS},
+        }
+
+    def _sampling(self, overrides: dict[str, Any]) -> SamplingParams:
+        from moss_agent.models.engine import SamplingParams
+
+        values = {name: getattr(self, name) for name in _SAMPLING_FIELDS}
+        return SamplingParams(**values).replace(**overrides)
+
+    def _call(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        return self.engine.generate(prompt, stop=stop or (), params=self._sampling(kwargs)).text
+
+    def _generate(
+        self,
+        prompts: list[str],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> LLMResult:
+        if len(prompts) == 1:
+            generations = [self.engine.generate(prompts[0], stop=stop or (), params=self._sampling(kwargs))]
+        else:  # evals: many prompts in one padded batch
+            generations = self.engine.generate_batch(prompts, stop=stop or (), params=self._sampling(kwargs))
+        return LLMResult(
+            generations=[[LCGeneration(text=g.text, generation_info=_info(g))] for g in generations],
+            llm_output={"model": self.model},
+        )
+
+    def _stream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[GenerationChunk]:
+        stream = self.engine.stream(prompt, stop=stop or (), params=self._sampling(kwargs))
+        try:
+            for delta in stream:
+                chunk = GenerationChunk(text=delta)
+                if run_manager is not None:
+                    run_manager.on_llm_new_token(delta, chunk=chunk)
+                yield chunk
+        finally:
+            stream.close()
+        if stream.generation is not None:
+            yield GenerationChunk(text="", generation_info=_info(stream.generation))
+
+    async def _acall(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> str:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: self._call(prompt, stop, None, **kwargs))
+
+    async def _astream(
+        self,
+        prompt: str,
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[GenerationChunk]:
+        # One worker thread owns the whole stream (the engine lock is per thread);
+        # chunks cross to the event loop through a queue.
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GenerationChunk | BaseException | None] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def produce() -> None:
+            try:
+                for chunk in self._stream(prompt, stop, None, **kwargs):
+                    if cancelled.is_set():
+                        break
+                    loop.call_soon_threadsafe(queue.put_nowait, chunk)
+            except BaseException as error:  # handed to the consumer
+                loop.call_soon_threadsafe(queue.put_nowait, error)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        worker = loop.run_in_executor(None, produce)
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                if run_manager is not None and item.text:
+                    await run_manager.on_llm_new_token(item.text, chunk=item)
+                yield item
+        finally:
+            cancelled.set()
+            await worker
+
+
+def _info(generation: Generation) -> dict[str, Any]:
+    return {
+        "finish_reason": generation.finish_reason,
+        "stop": generation.stop,
+        "prompt_tokens": generation.prompt_tokens,
+        "completion_tokens": generation.completion_tokens,
+        "cached_tokens": generation.cached_tokens,
+    }
