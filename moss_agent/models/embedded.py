@@ -47,7 +47,8 @@ def resolve_model(model: str | None) -> str:
     embedded = embedded_model_path()
     if embedded is None:
         raise UsageError(
-            f"no model given and the embedded {EMBEDDED_MODEL_NAME} is not installed; pass --model PATH_OR_ID "
+            f"no model given and the embedded {EMBEDDED_MODEL_NAME} is not installed; "
+            "pass --model PATH_OR_ID "
             f"(e.g. a local copy of fnlp/moss-moon-003-sft-plugin) or set {MODEL_ENV_VAR}"
         )
     return str(embedded)

@@ -1,0 +1,166 @@
+"""The reproducible recipe of moss-tiny-plugin: data → tokenizer → model → SFT → install.
+
+One command, fixed seed: ``moss-agent train recipe --out runs/tiny``. Every stage writes
+into ``OUT`` and is skipped when its output already exists, so a killed run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from moss_agent.conversations import TURN_FIELDS
+
+__all__ = ["RecipeConfig", "conversation_texts", "install_model", "run_recipe", "train_tokenizer"]
+
+
+@dataclass
+class RecipeConfig:
+    """The knobs of the recipe; the defaults are the shipped model's."""
+
+    out: str
+    """Working folder."""
+    seed: int = 0
+    """Seed of the data, the initialisation and the data order."""
+    n_train: int = 24_000
+    """Training conversations generated."""
+    n_valid: int = 300
+    """Validation conversations (loss at each checkpoint)."""
+    n_test: int = 1_000
+    """Held-out conversations (whole phrasing families never seen in training)."""
+    vocab_size: int = 6_000
+    """Tokenizer vocabulary, special tokens and 256 bytes included."""
+    n_layer: int = 4
+    """Decoder blocks."""
+    n_embd: int = 256
+    """Hidden size."""
+    n_head: int = 8
+    """Attention heads."""
+    rotary_dim: int = 16
+    """Rotary dimensions per head (CodeGen/MOSS style partial rotary)."""
+    n_positions: int = 1024
+    """Context length."""
+    batch_size: int = 16
+    """Examples per step."""
+    learning_rate: float = 1.5e-3
+    """Peak learning rate."""
+    epochs: float = 2.0
+    """Passes over the training data (the time limit usually ends training first)."""
+    max_minutes: float = 42.0
+    """Wall-time budget of SFT."""
+    max_length: int = 768
+    """Most tokens of one example."""
+
+
+def conversation_texts(path: Path) -> Iterator[str]:
+    """The full MOSS text of every conversation in a JSONL file."""
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                data = json.loads(line)
+                yield data["meta_instruction"] + "".join(
+                    str(turn[name]) for turn in data["chat"].values() for name in TURN_FIELDS
+                )
+
+
+def train_tokenizer(train_file: Path, out: Path, vocab_size: int, *, max_texts: int = 20_000) -> Path:
+    """Train the byte-level BPE (digits one per token, MOSS special tokens) on the data."""
+    from moss_agent.models.tiny import build_tiny_tokenizer
+
+    texts = list(conversation_texts(train_file))[:max_texts]
+    tokenizer = build_tiny_tokenizer(texts, vocab_size=vocab_size)
+    tokenizer.save_pretrained(out)
+    return out
+
+
+def _stage(done: Path, name: str, log: dict[str, Any]) -> bool:
+    if done.exists():
+        print(f"[recipe] {name}: already done ({done})")  # noqa: T201
+        return False
+    print(f"[recipe] {name} …")  # noqa: T201
+    log.setdefault("stages", {})[name] = {"started": time.time()}
+    return True
+
+
+def run_recipe(config: RecipeConfig) -> Path:
+    """Run every stage; return the folder of the trained model."""
+    from transformers import AutoTokenizer
+
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train.data import generate_dataset
+    from moss_agent.train.sft import SFTConfig, finetune
+
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "recipe_config.json").write_text(json.dumps(asdict(config), indent=2))
+    log: dict[str, Any] = {}
+    data = out / "data"
+    started = time.monotonic()
+    if _stage(data / "dataset_info.json", "data", log):
+        generate_dataset(
+            data, n_train=config.n_train, n_test=config.n_test, n_valid=config.n_valid, seed=config.seed
+        )
+    tokenizer_dir = out / "tokenizer"
+    if _stage(tokenizer_dir / "tokenizer.json", "tokenizer", log):
+        train_tokenizer(data / "train.jsonl", tokenizer_dir, config.vocab_size)
+    init = out / "init"
+    if _stage(init / "config.json", "init", log):
+        build_tiny_moss_checkpoint(
+            init,
+            tokenizer=AutoTokenizer.from_pretrained(tokenizer_dir),
+            n_layer=config.n_layer,
+            n_embd=config.n_embd,
+            n_head=config.n_head,
+            rotary_dim=config.rotary_dim,
+            n_positions=config.n_positions,
+            seed=config.seed,
+        )
+    final = out / "sft" / "final"
+    if _stage(final / "config.json", "sft", log):
+        finetune(
+            SFTConfig(
+                model=str(init),
+                data=[str(data / "train.jsonl")],
+                eval_data=[str(data / "valid.jsonl")],
+                output_dir=str(out / "sft"),
+                max_length=config.max_length,
+                batch_size=config.batch_size,
+                learning_rate=config.learning_rate,
+                epochs=config.epochs,
+                max_minutes=config.max_minutes,
+                warmup_ratio=0.02,
+                save_steps=200,
+                seed=config.seed,
+            )
+        )
+    summary = {"minutes_total": round((time.monotonic() - started) / 60, 1), **log}
+    (out / "recipe_log.json").write_text(json.dumps(summary, indent=2, default=str))
+    return final
+
+
+def install_model(final: Path, data: Path, destination: Path, model_card: str) -> Path:
+    """Copy a trained model (fp16 weights), its search corpus and its card into the package."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    destination.mkdir(parents=True, exist_ok=True)
+    for item in final.iterdir():
+        if item.suffix in {".json", ".txt"} or item.name.startswith("tokenizer"):
+            shutil.copy2(item, destination / item.name)
+    weights = load_file(str(final / "model.safetensors"))
+    save_file(
+        {k: v.to(torch.float16).contiguous() for k, v in weights.items()},
+        str(destination / "model.safetensors"),
+        metadata={"format": "pt"},
+    )
+    config = json.loads((destination / "config.json").read_text())
+    config["torch_dtype"] = config["dtype"] = "float16"
+    (destination / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+    shutil.copy2(data / "corpus.jsonl", destination / "corpus.jsonl")
+    (destination / "README.md").write_text(model_card, encoding="utf-8")
+    return destination
