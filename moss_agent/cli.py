@@ -347,6 +347,102 @@ def chat_command(
         _run_turn(agent, query, show_thoughts)
 
 
+# --- training --------------------------------------------------------------------------
+
+train_app = typer.Typer(
+    help="Build training data and train models that speak the MOSS protocol.", no_args_is_help=True
+)
+app.add_typer(train_app, name="train")
+
+
+@app.command("finetune")
+def finetune_command(
+    model: Annotated[str, typer.Option(help="Checkpoint folder or hub id to start from.")],
+    data: Annotated[
+        list[Path], typer.Option(help="MOSS SFT conversation files/folders (repeatable).", exists=True)
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder (checkpoints, log, final model).")],
+    eval_data: Annotated[
+        list[Path] | None, typer.Option(help="Held-out conversations for the eval loss.", exists=True)
+    ] = None,
+    epochs: Annotated[float, typer.Option(help="Passes over the data.")] = 1.0,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimizer steps.")] = None,
+    max_minutes: Annotated[float | None, typer.Option(help="Stop (and save) after this much time.")] = None,
+    learning_rate: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 2e-5,
+    batch_size: Annotated[int, typer.Option(help="Examples per step and device.")] = 8,
+    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
+    max_length: Annotated[int, typer.Option(help="Most tokens per example.")] = 1024,
+    save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    mask_human: Annotated[bool, typer.Option(help="Also mask the user's messages.")] = False,
+    mixed_precision: Annotated[str, typer.Option(help="no, fp16 or bf16.")] = "no",
+    resume: Annotated[bool, typer.Option(help="Resume from the latest checkpoint in --out.")] = True,
+    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped in the checkpoint.")] = False,
+) -> None:
+    """Fine-tune a causal LM on MOSS conversations (loss masked as MOSS's own script).
+
+    Several GPUs: ``accelerate launch -m moss_agent.cli finetune …``.
+    """
+    from moss_agent.train.sft import SFTConfig, finetune
+
+    config = SFTConfig(
+        model=model,
+        data=[str(p) for p in data],
+        output_dir=str(out),
+        eval_data=[str(p) for p in eval_data or []],
+        max_length=max_length,
+        batch_size=batch_size,
+        grad_accum=grad_accum,
+        learning_rate=learning_rate,
+        epochs=epochs,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        save_steps=save_steps,
+        seed=seed,
+        mask_human=mask_human,
+        mixed_precision=mixed_precision,
+        resume=resume,
+        trust_remote_code=trust_remote_code,
+    )
+    final = finetune(config)
+    typer.echo(f"model saved to {final}")
+
+
+@train_app.command("data")
+def train_data_command(
+    out: Annotated[Path, typer.Option(help="Output folder for train/valid/test JSONL and the corpus.")],
+    n_train: Annotated[int, typer.Option(help="Training conversations.")] = 24_000,
+    n_valid: Annotated[int, typer.Option(help="Validation conversations.")] = 300,
+    n_test: Annotated[int, typer.Option(help="Held-out test conversations.")] = 1_000,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same bytes).")] = 0,
+) -> None:
+    """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
+    from moss_agent.train.data import generate_dataset
+
+    info = generate_dataset(out, n_train=n_train, n_test=n_test, n_valid=n_valid, seed=seed)
+    typer.echo(
+        json.dumps(
+            info if isinstance(info, dict) else getattr(info, "__dict__", str(info)),
+            ensure_ascii=False,
+            default=str,
+        )[:2000]
+    )
+
+
+@train_app.command("recipe")
+def train_recipe_command(
+    out: Annotated[Path, typer.Option(help="Working folder; a re-run resumes where it stopped.")],
+    seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
+    minutes: Annotated[float, typer.Option(help="Wall-time budget of the SFT stage.")] = 42.0,
+    n_train: Annotated[int, typer.Option(help="Training conversations.")] = 24_000,
+) -> None:
+    """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
+    from moss_agent.train.recipe import RecipeConfig, run_recipe
+
+    final = run_recipe(RecipeConfig(out=str(out), seed=seed, max_minutes=minutes, n_train=n_train))
+    typer.echo(f"model saved to {final}")
+
+
 def main() -> None:
     """Entry point of the ``moss-agent`` script."""
     try:
