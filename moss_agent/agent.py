@@ -386,7 +386,8 @@ def run_batch(turns: Sequence[tuple[MossAgent, str]], **llm_kwargs: Any) -> list
     if any(agent.llm is not llm for agent, _ in turns):
         raise UsageError("run_batch needs agents that share one LLM")
     states = [agent._start(query) for agent, query in turns]
-    firsts = llm.batch([s.prompt for s in states], stop=list(FIRST_STOPS), **llm_kwargs)
+    prompts: list[Any] = [s.prompt for s in states]
+    firsts = llm.batch(prompts, stop=list(FIRST_STOPS), **llm_kwargs)
     for (agent, _), state, text in zip(turns, states, firsts):
         agent._after_first(state, _text_of(text))
         started = time.perf_counter()

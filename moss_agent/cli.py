@@ -183,7 +183,7 @@ def _build_agent(
         do_sample=not greedy,
         seed=seed,
     )
-    backend = None
+    backend: object | None = None
     if corpus is not None:
         from moss_agent.tools.search_backends import LocalCorpusBackend
 

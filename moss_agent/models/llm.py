@@ -120,7 +120,8 @@ class MossLLM(LLM):
     def context_length(self) -> int:
         """The model's context length in tokens (``n_positions``), loading it if needed."""
         config = self.engine.loaded.config
-        return int(getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", 2048))
+        length = getattr(config, "n_positions", None) or getattr(config, "max_position_embeddings", None)
+        return int(length) if length else 2048
 
     def get_num_tokens(self, text: str) -> int:
         """Tokens of ``text`` under the model's own tokenizer."""

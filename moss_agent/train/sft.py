@@ -396,7 +396,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.save_pretrained(final, safe_serialization=True)
         tokenizer.save_pretrained(final)
-        _restore_moss_config(Path(loaded.source) if hasattr(loaded, "source") else Path(config.model), final)
+        _restore_moss_config(Path(config.model), final)
     return final
 
 
