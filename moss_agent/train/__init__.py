@@ -1,0 +1,1 @@
+"""Training pipeline: synthetic plugin dialogues, tokenizer and SFT for MOSS-speaking models."""

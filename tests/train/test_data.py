@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moss_agent.conversations import parse_conversation, render_turn_fields
+from moss_agent.protocol import builtin_plugins, parse_commands, parse_section
+from moss_agent.tools.calculator import calculate
+from moss_agent.tools.search_backends import read_corpus
+from moss_agent.tools.solver import format_solutions, solve, solve_equations
+from moss_agent.train.data import BANNED_STRINGS, INTENT_WEIGHTS, DatasetInfo, generate_dataset, main_generate
+
+SIZES = {"n_train": 300, "n_test": 100, "n_valid": 50}
+SPLITS = ("train", "valid", "test")
+FILES = ("train.jsonl", "valid.jsonl", "test.jsonl", "corpus.jsonl", "dataset_info.json")
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> DatasetInfo:
+    return generate_dataset(tmp_path_factory.mktemp("data0"), seed=0, **SIZES)
+
+
+def records(info: DatasetInfo, split: str) -> list[dict[str, Any]]:
+    lines = (info.out_dir / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def all_records(info: DatasetInfo) -> list[dict[str, Any]]:
+    return [r for split in SPLITS for r in records(info, split)]
+
+
+def turns(record: dict[str, Any]) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    keys = sorted(record["chat"], key=lambda k: int(k.split("_")[1]))
+    return [(record["chat"][k], e) for k, e in zip(keys, record["expect"], strict=True)]
+
+
+def commands(fields: dict[str, str]):
+    return parse_commands(parse_section(fields["Commands"], "Commands"))
+
+
+def test_files_and_counts(dataset: DatasetInfo) -> None:
+    for name in FILES:
+        assert (dataset.out_dir / name).is_file()
+    info = json.loads((dataset.out_dir / "dataset_info.json").read_text(encoding="utf-8"))
+    assert info == dataset.stats
+    for split in SPLITS:
+        rows = records(dataset, split)
+        assert len(rows) == SIZES[f"n_{split}"] == info["splits"][split]["conversations"]
+        assert [r["conversation_id"] for r in rows] == list(range(1, len(rows) + 1))
+        for r in rows:
+            assert r["num_turns"] == len(r["chat"]) == len(r["expect"])
+            assert r["lang"] in {"zh", "en"} and r["intent"] in INTENT_WEIGHTS
+            assert r["family"] == r["expect"][-1]["family"]
+
+
+def test_every_conversation_round_trips_byte_for_byte(dataset: DatasetInfo) -> None:
+    for r in all_records(dataset):
+        parsed = parse_conversation(r)
+        assert parsed.meta.render() == r["meta_instruction"]
+        for (fields, _), turn in zip(turns(r), parsed.turns, strict=True):
+            assert render_turn_fields(turn) == fields
+            assert not turn.commands.errors
+
+
+def test_deterministic_for_a_seed_and_different_for_another(dataset: DatasetInfo, tmp_path: Path) -> None:
+    again = main_generate(tmp_path / "again", seed=0, **SIZES)
+    other = generate_dataset(tmp_path / "other", seed=1, **SIZES)
+    for name in FILES:
+        assert (again.out_dir / name).read_bytes() == (dataset.out_dir / name).read_bytes(), name
+    for name in ("train.jsonl", "test.jsonl", "corpus.jsonl"):
+        assert (other.out_dir / name).read_bytes() != (dataset.out_dir / name).read_bytes(), name
+
+
+def test_held_out_families_never_train_and_test_covers_intents_and_languages(dataset: DatasetInfo) -> None:
+    held_out = set(dataset.stats["held_out_families"])
+    assert 0.12 < len(held_out) / dataset.stats["families"] < 0.3
+    train_families = {
+        e["family"] for split in ("train", "valid") for r in records(dataset, split) for e in r["expect"]
+    }
+    test_rows = records(dataset, "test")
+    test_families = {e["family"] for r in test_rows for e in r["expect"]}
+    assert train_families and not train_families & held_out
+    assert test_families <= held_out
+    assert {r["intent"] for r in test_rows} == set(INTENT_WEIGHTS)
+    assert {r["lang"] for r in test_rows} == {"zh", "en"}
+    assert {e["intent"] for r in test_rows for e in r["expect"]} >= {
+        "calculate",
+        "solve",
+        "search",
+        "text2image",
+        "no_tool",
+        "disabled",
+        "custom",
+    }
+
+
+def test_every_intent_group_holds_out_about_a_fifth(dataset: DatasetInfo) -> None:
+    held_out = set(dataset.stats["held_out_families"])
+    groups: dict[str, int] = {}
+    for family in held_out:
+        group = family.rsplit(".", 1)[0]
+        groups[group] = groups.get(group, 0) + 1
+    assert "zh.solve.cage" in groups and "en.calc.mul" in groups and "en.custom.generic.args" in groups
+
+
+def test_results_match_the_real_tools(dataset: DatasetInfo) -> None:
+    solved = 0
+    for r in all_records(dataset):
+        compressed = "<|Results|>:\nNone\n<eor>\n"
+        for index, (fields, expect) in enumerate(turns(r)):
+            results = fields["Tool Responses"]
+            invocations = commands(fields).invocations
+            assert (expect["tool"] is None) == (not invocations)
+            if not invocations:
+                assert results == compressed
+                continue
+            (call,) = invocations
+            assert call.name == expect["tool"]
+            if results == compressed:
+                assert index < r["num_turns"] - 1  # only earlier turns are compressed
+                continue
+            if call.name == "Calculate":
+                assert expect["argument"] == call.argument
+                assert results == f"<|Results|>:\n{call.text} => {calculate(call.argument)!r}\n<eor>\n"
+            elif call.name == "Solve":
+                expected = format_solutions(solve_equations(call.argument))
+                assert results == f"<|Results|>:\n{call.text} =>\n{expected}\n<eor>\n"
+                if solved < 3:  # the real tool, in its worker process, agrees
+                    assert solve(call.argument) == expected
+                    solved += 1
+            elif call.name == "Text2Image":
+                assert results == "<|Results|>: Image generated successfully.<eor>\n"
+            elif call.name == "Search":
+                first = re.search(r"<\|1\|>: '(.*)'\n", results)
+                assert first and expect["answer"][0] in first.group(1)
+    assert solved == 3
+
+
+def test_replies_contain_the_answers(dataset: DatasetInfo) -> None:
+    for r in all_records(dataset):
+        for fields, expect in turns(r):
+            reply = parse_section(fields["MOSS"], "MOSS")
+            for answer in expect["answer"]:
+                assert answer in reply, (answer, reply)
+
+
+def test_integer_calculator_results_appear_whole(dataset: DatasetInfo) -> None:
+    for r in all_records(dataset):
+        for fields, expect in turns(r):
+            if expect["tool"] == "Calculate" and "=> '" in fields["Tool Responses"]:
+                value = fields["Tool Responses"].split("=> '")[1].split("'")[0]
+                if re.fullmatch(r"-?\d+(\.0)?", value):
+                    assert expect["answer"] == [value.removesuffix(".0")]
+
+
+def test_chickens_and_rabbits_have_integer_solutions(dataset: DatasetInfo) -> None:
+    cages = 0
+    for r in all_records(dataset):
+        for fields, expect in turns(r):
+            if ".solve.cage." in expect["family"] and expect["tool"] == "Solve":
+                cages += 1
+                m = re.fullmatch(r"x\+y=(\d+), (\d)x\+(\d)y=(\d+)", expect["argument"])
+                assert m, expect["argument"]
+                x, y = (int(v) for v in expect["answer"])
+                heads, a, b, legs = (int(v) for v in m.groups())
+                assert x > 0 and y > 0 and x + y == heads and a * x + b * y == legs
+                assert str(heads) in fields["Human"] and str(legs) in fields["Human"]
+                reply = parse_section(fields["MOSS"], "MOSS")
+                assert str(x) in reply and str(y) in reply
+    assert cages >= 10
+
+
+def test_no_banned_names_or_prompts_anywhere(dataset: DatasetInfo) -> None:
+    for name in FILES:
+        text = (dataset.out_dir / name).read_text(encoding="utf-8").lower()
+        for banned in BANNED_STRINGS:
+            assert banned not in text, (name, banned)
+
+
+def test_custom_tools_are_declared_and_called_with_declared_parameters(dataset: DatasetInfo) -> None:
+    builtin = {p.name for p in builtin_plugins()}
+    seen = {"keywords": 0, "single": 0, "none": 0}
+    for r in all_records(dataset):
+        meta = parse_conversation(r).meta
+        declared = {p.name: p for p in meta.plugins if p.name not in builtin}
+        for name, plugin in declared.items():
+            assert name in meta.enabled
+            assert f"- {plugin.label}: enabled. API: {plugin.api}\n" in r["meta_instruction"]
+        for fields, expect in turns(r):
+            for call in commands(fields).invocations:
+                if call.name in builtin:
+                    assert call.name in meta.enabled
+                    continue
+                api = declared[call.name].api
+                params = [p.strip() for p in api[api.index("(") + 1 : -1].split(",") if p.strip()]
+                if call.kwargs:
+                    assert list(call.kwargs) == params and call.kwargs == expect["kwargs"]
+                    seen["keywords"] += 1
+                elif call.args:
+                    assert len(params) == 1 and isinstance(call.args[0], str)
+                    assert (
+                        expect["kwargs"] == {params[0]: call.args[0]} and expect["argument"] == call.args[0]
+                    )
+                    seen["single"] += 1
+                else:
+                    assert params == [] and call.text == f"{call.name}()"
+                    seen["none"] += 1
+                results = fields["Tool Responses"]
+                assert results == "<|Results|>:\nNone\n<eor>\n" or results.startswith(
+                    f"<|Results|>:\n{call.text} => "
+                )
+    assert all(seen.values()), seen
+
+
+def test_disabled_tools_are_never_called(dataset: DatasetInfo) -> None:
+    disabled_turns = 0
+    for r in all_records(dataset):
+        meta = parse_conversation(r).meta
+        for fields, expect in turns(r):
+            for call in commands(fields).invocations:
+                assert call.name in meta.enabled
+            if expect["intent"] == "disabled":
+                disabled_turns += 1
+                assert expect["tool"] is None
+    assert disabled_turns > 10
+
+
+def test_multi_turn_has_follow_ups_and_compressed_history(dataset: DatasetInfo) -> None:
+    rows = [r for r in records(dataset, "train") if r["intent"] == "multi_turn"]
+    assert rows and all(2 <= r["num_turns"] <= 4 for r in rows)
+    assert any(".calc.fu_" in e["family"] for r in rows for e in r["expect"])
+    assert any(
+        r["chat"]["turn_1"]["Tool Responses"] == "<|Results|>:\nNone\n<eor>\n" and r["expect"][0]["tool"]
+        for r in rows
+    )
+
+
+def test_search_corpus_is_a_valid_local_corpus(dataset: DatasetInfo) -> None:
+    documents = read_corpus(dataset.out_dir / "corpus.jsonl")
+    assert len(documents) == dataset.stats["corpus_documents"] > 1000
+    assert len({d.id for d in documents}) == len(documents)
