@@ -433,14 +433,90 @@ def train_data_command(
 def train_recipe_command(
     out: Annotated[Path, typer.Option(help="Working folder; a re-run resumes where it stopped.")],
     seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
-    minutes: Annotated[float, typer.Option(help="Wall-time budget of the SFT stage.")] = 42.0,
+    steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = 1_400,
+    minutes: Annotated[float, typer.Option(help="Safety limit on SFT wall time.")] = 55.0,
     n_train: Annotated[int, typer.Option(help="Training conversations.")] = 24_000,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import RecipeConfig, run_recipe
 
-    final = run_recipe(RecipeConfig(out=str(out), seed=seed, max_minutes=minutes, n_train=n_train))
+    final = run_recipe(RecipeConfig(out=str(out), seed=seed, max_steps=steps, max_minutes=minutes, n_train=n_train))
     typer.echo(f"model saved to {final}")
+
+
+# --- eval --------------------------------------------------------------------------------
+
+eval_app = typer.Typer(
+    help="Plugin-accuracy evals: `eval --suite FILE --out DIR` runs (or resumes) a suite.",
+    invoke_without_command=True,
+)
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.callback()
+def eval_command(
+    ctx: typer.Context,
+    suite: Annotated[Path | None, typer.Option(help="JSONL suite, MOSS conversations, or a folder.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Run folder; re-running resumes it.")] = None,
+    model: ModelOption = None,
+    chat: Annotated[bool, typer.Option(help="Evaluate through ChatMoss (tool calling) instead.")] = False,
+    limit: Annotated[int | None, typer.Option(help="Only the suite's first N cases.")] = None,
+    concurrency: Annotated[int, typer.Option(help="Chat-model cases run at once.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Agent cases generated as one batch.")] = 8,
+    force: Annotated[bool, typer.Option(help="Delete the folder's earlier run and start over.")] = False,
+    execute_images: Annotated[bool, typer.Option(help="Really run Text2Image.")] = False,
+    sample: Annotated[bool, typer.Option(help="Sample with MOSS's defaults (default: greedy).")] = False,
+    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per generation.")] = 256,
+) -> None:
+    """Run (or resume) an eval suite; subcommands compare runs and rebuild reports."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if suite is None or out is None:
+        raise _fail("give --suite and --out (or a subcommand: compare, report)")
+    from moss_agent.evals.runner import run_eval_cli
+
+    try:
+        run_eval_cli(
+            suite,
+            out,
+            model=model,
+            chat=chat,
+            limit=limit,
+            concurrency=concurrency,
+            batch_size=batch_size,
+            force=force,
+            execute_images=execute_images,
+            sample=sample,
+            max_new_tokens=max_new_tokens,
+        )
+    except MossAgentError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@eval_app.command("compare")
+def eval_compare_command(
+    run_a: Annotated[Path, typer.Argument(help="Run folder A (the baseline).")],
+    run_b: Annotated[Path, typer.Argument(help="Run folder B.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the comparison as JSON.")] = False,
+) -> None:
+    """Compare two runs case by case: metric deltas, McNemar p-values, flipped cases."""
+    from moss_agent.evals.compare import compare_cli
+
+    try:
+        compare_cli(run_a, run_b, as_json=as_json)
+    except MossAgentError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@eval_app.command("report")
+def eval_report_command(run: Annotated[Path, typer.Argument(help="Run folder.")]) -> None:
+    """Rebuild summary.json, report.md and confusion.png from a run's results.jsonl."""
+    from moss_agent.evals.report import report_cli
+
+    try:
+        report_cli(run)
+    except MossAgentError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def main() -> None:

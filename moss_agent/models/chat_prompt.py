@@ -220,7 +220,10 @@ def messages_to_prompt(
                 invocations = tuple(tool_call_to_invocation(c, by_name) for c in message.tool_calls)
                 for call, inv in zip(message.tool_calls, invocations):
                     calls_by_id[call.get("id") or ""] = inv.text
-                current = Turn(current.human, thoughts or "", Commands(invocations))
+                if not thoughts:  # a message MOSS did not write: give it MOSS's kind of thought
+                    names = ", ".join(dict.fromkeys(c["name"] for c in message.tool_calls))
+                    thoughts = f"The user's request matches the {names} tool, so I should call it."
+                current = Turn(current.human, thoughts, Commands(invocations))
             elif current.commands is None:
                 current = Turn(current.human, thoughts or NO_CALL, Commands(), Results(), _text(message))
             else:
