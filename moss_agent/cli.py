@@ -440,7 +440,9 @@ def train_recipe_command(
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import RecipeConfig, run_recipe
 
-    final = run_recipe(RecipeConfig(out=str(out), seed=seed, max_steps=steps, max_minutes=minutes, n_train=n_train))
+    final = run_recipe(
+        RecipeConfig(out=str(out), seed=seed, max_steps=steps, max_minutes=minutes, n_train=n_train)
+    )
     typer.echo(f"model saved to {final}")
 
 

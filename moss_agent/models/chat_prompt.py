@@ -221,8 +221,8 @@ def messages_to_prompt(
                 for call, inv in zip(message.tool_calls, invocations):
                     calls_by_id[call.get("id") or ""] = inv.text
                 if not thoughts:  # a message MOSS did not write: give it MOSS's kind of thought
-                    names = ", ".join(dict.fromkeys(c["name"] for c in message.tool_calls))
-                    thoughts = f"The user's request matches the {names} tool, so I should call it."
+                    called = ", ".join(dict.fromkeys(c["name"] for c in message.tool_calls))
+                    thoughts = f"The user's request matches the {called} tool, so I should call it."
                 current = Turn(current.human, thoughts, Commands(invocations))
             elif current.commands is None:
                 current = Turn(current.human, thoughts or NO_CALL, Commands(), Results(), _text(message))

@@ -1,0 +1,110 @@
+"""The model card of a model trained by the recipe, written from measured numbers only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["render_model_card"]
+
+
+def _pct(value: Any) -> str:
+    return "n/a" if value is None else f"{100 * float(value):.1f} %"
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def render_model_card(
+    run_dir: Path,
+    *,
+    heldout_summary: dict[str, Any] | None,
+    suite_summary: dict[str, Any] | None,
+    parameters: int,
+    weights_mb: float,
+) -> str:
+    """Write the card of the model trained in ``run_dir`` (a recipe working folder)."""
+    recipe = json.loads((run_dir / "recipe_config.json").read_text())
+    info = json.loads((run_dir / "data" / "dataset_info.json").read_text())
+    log = _read_jsonl(run_dir / "sft" / "train_log.jsonl")
+    losses = [r for r in log if "loss" in r]
+    evals = [r for r in log if "eval_loss" in r]
+    minutes = (losses[-1]["elapsed_s"] / 60) if losses else None
+    lines = [
+        "# moss-tiny-plugin",
+        "",
+        "A small model that speaks the MOSS plugin protocol (moss-moon-003-sft-plugin's `<|Inner Thoughts|>`,",
+        "`<|Commands|>`, `<|Results|>` format), trained from scratch by moss-agent's own pipeline",
+        "(`moss-agent train recipe`) so that the agent, the evals and the tests run offline on a laptop CPU.",
+        "",
+        "**What it is:** a demo of the plugin protocol. It decides whether to call Search, Calculate, Solve,",
+        "Text2Image or a declared custom tool, copies the arguments from the question, and writes a short reply",
+        "from the Results. **What it is not:** a general assistant. It knows nothing beyond its synthetic",
+        "training dialogues; its Search answers come from the local corpus shipped beside it (`corpus.jsonl`).",
+        "",
+        "## Model",
+        "",
+        f"- Architecture: CodeGen (registered as `model_type: moss`), {recipe['n_layer']} layers, "
+        f"hidden {recipe['n_embd']}, {recipe['n_head']} heads, rotary dim {recipe['rotary_dim']}, "
+        f"context {recipe['n_positions']} tokens.",
+        f"- Parameters: {parameters / 1e6:.2f} M; weights {weights_mb:.1f} MB (float16 safetensors).",
+        f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token, MOSS's special "
+        "tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags).",
+        "",
+        "## Data",
+        "",
+        f"- Synthetic bilingual (Chinese/English) plugin dialogues from `moss_agent.train.data`, seed {recipe['seed']}:",
+        f"  {recipe['n_train']} training, {recipe['n_valid']} validation, {recipe['n_test']} held-out test",
+        "  conversations. Results come from running the real tools (calculator, solver, BM25 search over the",
+        "  generated corpus). Whole phrasing families are held out for the test split.",
+        "- Not trained on MOSS's own data nor on any evaluation suite.",
+        f"- Generator statistics: `{json.dumps(info.get('counts', info.get('splits', {})), ensure_ascii=False)[:300]}`",
+        "",
+        "## Training",
+        "",
+        f"- SFT with MOSS's loss mask (no loss on the meta instruction or the Results content), "
+        f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
+        f"{recipe['learning_rate']}, cosine decay.",
+        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (the whole recipe is in `recipe_log.json`)."
+        if minutes is not None
+        else "- Wall time: not recorded.",
+        f"- Final training loss {losses[-1]['loss']:.4f}; validation loss {evals[-1]['eval_loss']:.4f}."
+        if losses and evals
+        else "",
+        "",
+        "## Scores",
+        "",
+    ]
+    for title, summary in (
+        ("Held-out test split (phrasing families never seen in training)", heldout_summary),
+        ("evals/suites/plugin-basic.jsonl (hand-written, independent of the generator)", suite_summary),
+    ):
+        if not summary:
+            continue
+        lines += [
+            f"### {title}",
+            "",
+            "| metric | value |",
+            "| --- | --- |",
+            f"| cases | {summary.get('n')} |",
+            f"| tool choice (incl. no call) | {_pct(summary.get('trigger_accuracy'))} |",
+            f"| arguments right when the tool is right | {_pct(summary.get('argument_accuracy'))} |",
+            f"| final answer right | {_pct(summary.get('answer_accuracy'))} |",
+            f"| end to end | {_pct(summary.get('end_to_end_accuracy'))} |",
+            "",
+        ]
+        extra = summary.get("answer_accuracy_calc_solve")
+        if extra is not None:
+            lines.insert(-1, f"| final answer right (Calculate/Solve cases) | {_pct(extra)} |")
+    lines += [
+        "Greedy decoding. Reproduce with `moss-agent train recipe --out runs/tiny` then",
+        "`moss-agent eval --suite evals/suites/plugin-basic.jsonl --out runs/basic`.",
+        "",
+        "Licence: Apache-2.0 (weights and code). The MOSS meta instruction text is from the MOSS project.",
+        "",
+    ]
+    return "\n".join(line for line in lines if line is not None)
