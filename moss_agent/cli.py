@@ -521,6 +521,25 @@ def eval_report_command(run: Annotated[Path, typer.Argument(help="Run folder.")]
         raise _fail(str(exc)) from exc
 
 
+@train_app.command("install")
+def train_install_command(
+    run: Annotated[Path, typer.Option(help="The recipe's working folder.", exists=True)],
+    suite: Annotated[
+        Path | None, typer.Option(help="Also score this eval suite for the card.", exists=True)
+    ] = None,
+    destination: Annotated[
+        Path | None, typer.Option(help="Install folder; default: inside the package.")
+    ] = None,
+) -> None:
+    """Score a recipe's model on its held-out split, write its card, install it as the embedded model."""
+    from moss_agent.models.embedded import EMBEDDED_MODEL_NAME
+    from moss_agent.train.recipe import evaluate_and_install
+
+    target = destination or Path(__file__).parent / "assets" / EMBEDDED_MODEL_NAME
+    installed = evaluate_and_install(run, target, suite=suite)
+    typer.echo(f"installed {installed}")
+
+
 def main() -> None:
     """Entry point of the ``moss-agent`` script."""
     try:

@@ -16,7 +16,14 @@ from typing import Any
 
 from moss_agent.conversations import TURN_FIELDS
 
-__all__ = ["RecipeConfig", "conversation_texts", "install_model", "run_recipe", "train_tokenizer"]
+__all__ = [
+    "RecipeConfig",
+    "conversation_texts",
+    "evaluate_and_install",
+    "install_model",
+    "run_recipe",
+    "train_tokenizer",
+]
 
 
 @dataclass
@@ -164,3 +171,67 @@ def install_model(final: Path, data: Path, destination: Path, model_card: str) -
     shutil.copy2(data / "corpus.jsonl", destination / "corpus.jsonl")
     (destination / "README.md").write_text(model_card, encoding="utf-8")
     return destination
+
+
+def _calc_solve_answer_accuracy(results: list[Any]) -> float | None:
+    """Final-answer accuracy on the Calculate/Solve cases that carry an answer."""
+    scored = [
+        r for r in results if r.case.get("category") in ("calculate", "solve") and r.scores.answer is not None
+    ]
+    if not scored:
+        return None
+    return sum(bool(r.scores.answer) for r in scored) / len(scored)
+
+
+def evaluate_and_install(
+    run_dir: Path, destination: Path, *, suite: Path | None = None, batch_size: int = 16
+) -> Path:
+    """Score the trained model on its held-out split (and a suite), write its card, install it.
+
+    Args:
+        run_dir: The recipe's working folder.
+        destination: Where the model goes (the package's ``assets/moss-tiny-plugin``).
+        suite: An eval suite to score too (``evals/suites/plugin-basic.jsonl``).
+        batch_size: Cases generated together.
+    """
+    from safetensors import safe_open
+
+    from moss_agent.evals.runner import build_target, run_eval
+    from moss_agent.train.heldout import heldout_suite
+    from moss_agent.train.model_card import render_model_card
+
+    final = run_dir / "sft" / "final"
+    data = run_dir / "data"
+    suite_file = heldout_suite(
+        data / "test.jsonl", data / "corpus.jsonl", run_dir / "heldout" / "heldout.jsonl"
+    )
+    target = build_target(str(final))
+    heldout = run_eval(suite_file, run_dir / "eval-heldout", target=target, batch_size=batch_size)
+    heldout_summary = dict(heldout.summary)
+    heldout_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(heldout.results)
+    suite_summary = None
+    if suite is not None:
+        suite_summary = dict(
+            run_eval(suite, run_dir / "eval-suite", target=target, batch_size=batch_size).summary
+        )
+    with safe_open(str(final / "model.safetensors"), framework="pt") as weights:
+        parameters = sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys())
+    card = render_model_card(
+        run_dir,
+        heldout_summary=heldout_summary,
+        suite_summary=suite_summary,
+        parameters=parameters,
+        weights_mb=parameters * 2 / 1e6,
+    )
+    installed = install_model(final, data, destination, card)
+    (destination / "scores.json").write_text(
+        json.dumps({"heldout": heldout_summary, "suite": suite_summary}, indent=2, default=str)
+    )
+    return installed
+
+
+def _numel(shape: Any) -> int:
+    total = 1
+    for size in shape:
+        total *= int(size)
+    return total
