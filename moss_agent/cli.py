@@ -150,7 +150,7 @@ def _build_agent(
     temperature: float,
     top_p: float,
     repetition_penalty: float,
-    greedy: bool,
+    greedy: bool | None,
     seed: int | None,
     plugins: str,
     corpus: Path | None,
@@ -168,8 +168,13 @@ def _build_agent(
     unknown = [p for p in enabled if p.lower() not in canonical]
     if unknown:
         raise _fail(f"unknown plugin(s) {unknown}; choose from {', '.join(DEFAULT_PLUGINS)}")
+    path = resolve_model(model)
+    if greedy is None:  # the embedded model is a protocol demo: deterministic by default
+        from moss_agent.models.embedded import embedded_model_path
+
+        greedy = path == str(embedded_model_path())
     llm = MossLLM(
-        model=resolve_model(model),
+        model=path,
         dtype=dtype,
         device=device,
         device_map=device_map,
@@ -248,7 +253,9 @@ def _run_turn(agent: object, query: str, show_thoughts: bool) -> None:
 
 @app.command("ask")
 def ask_command(
-    question: Annotated[str, typer.Argument(help="The question.")],
+    questions: Annotated[
+        list[str], typer.Argument(help="The question; several are asked in turn, as a chat.")
+    ],
     model: ModelOption = None,
     dtype: DtypeOption = "auto",
     device: DeviceOption = "auto",
@@ -260,13 +267,18 @@ def ask_command(
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 0.8,
     repetition_penalty: Annotated[float, typer.Option(help="Repetition penalty.")] = 1.02,
-    greedy: Annotated[bool, typer.Option(help="Greedy decoding (deterministic).")] = False,
+    greedy: Annotated[
+        bool | None,
+        typer.Option(
+            "--greedy/--sample", help="Greedy or sampled decoding; default: greedy for the embedded model."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     plugins: PluginsOption = "Search,Calculate,Solve,Text2Image",
     corpus: Annotated[Path | None, typer.Option(help="Search this local JSONL corpus.", exists=True)] = None,
     show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
 ) -> None:
-    """Ask one question; the reply streams as it is generated."""
+    """Ask a question (or several, in one conversation); replies stream as they are generated."""
     agent = _build_agent(
         model,
         dtype=dtype,
@@ -284,7 +296,10 @@ def ask_command(
         plugins=plugins,
         corpus=corpus,
     )
-    _run_turn(agent, question, show_thoughts)
+    for index, question in enumerate(questions):
+        if len(questions) > 1:
+            typer.secho(f"{'' if index == 0 else chr(10)}> {question}", err=True, bold=True)
+        _run_turn(agent, question, show_thoughts)
 
 
 @app.command("chat")
@@ -300,7 +315,12 @@ def chat_command(
     temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 0.8,
     repetition_penalty: Annotated[float, typer.Option(help="Repetition penalty.")] = 1.02,
-    greedy: Annotated[bool, typer.Option(help="Greedy decoding (deterministic).")] = False,
+    greedy: Annotated[
+        bool | None,
+        typer.Option(
+            "--greedy/--sample", help="Greedy or sampled decoding; default: greedy for the embedded model."
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
     plugins: PluginsOption = "Search,Calculate,Solve,Text2Image",
     corpus: Annotated[Path | None, typer.Option(help="Search this local JSONL corpus.", exists=True)] = None,

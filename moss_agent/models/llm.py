@@ -43,8 +43,9 @@ class MossLLM(LLM):
             llm.invoke(prompt, stop=["<eoc>"])
     """
 
-    model: str = "fnlp/moss-moon-003-sft-plugin"
-    """Local checkpoint folder or Hugging Face hub id."""
+    model: str = "moss-tiny-plugin"
+    """Local checkpoint folder or Hugging Face hub id (e.g. ``fnlp/moss-moon-003-sft-plugin``); by default
+    ``$MOSS_AGENT_MODEL``, else the embedded moss-tiny-plugin."""
     dtype: str = "auto"
     """auto, float16, bfloat16 or float32."""
     device: str = "auto"
@@ -104,8 +105,10 @@ class MossLLM(LLM):
                     from moss_agent.models.engine import GenerationEngine
                     from moss_agent.models.loading import load_model
 
+                    from moss_agent.models.embedded import resolve_model
+
                     loaded = load_model(
-                        self.model,
+                        resolve_model(self.model),
                         dtype=self.dtype,
                         device=self.device,
                         device_map=self.device_map,

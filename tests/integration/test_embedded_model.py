@@ -1,0 +1,77 @@
+"""The embedded moss-tiny-plugin, end to end: real tool calls, offline, greedy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from moss_agent.cli import app
+from moss_agent.models.embedded import embedded_corpus_path, embedded_model_path, resolve_model
+
+EMBEDDED = embedded_model_path()
+pytestmark = pytest.mark.skipif(EMBEDDED is None, reason="the embedded moss-tiny-plugin is not installed")
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def agent_factory():
+    from moss_agent.agent import MossAgent
+    from moss_agent.models.llm import MossLLM
+    from moss_agent.tools.registry import default_registry
+    from moss_agent.tools.search_backends import LocalCorpusBackend
+
+    llm = MossLLM(model=resolve_model(None), do_sample=False, max_new_tokens=96)
+    registry = default_registry(search_backend=LocalCorpusBackend(embedded_corpus_path()))
+
+    def make(**kwargs):
+        return MossAgent(llm, tools=registry, max_context_tokens=llm.context_length(), **kwargs)
+
+    return make
+
+
+def test_embedded_model_is_small_and_documented():
+    weights = EMBEDDED / "model.safetensors"
+    assert weights.stat().st_size < 30_000_000
+    card = (EMBEDDED / "README.md").read_text(encoding="utf-8")
+    assert "not a general assistant" in card and "Held-out" in card
+    config = json.loads((EMBEDDED / "config.json").read_text())
+    assert config["model_type"] == "moss"
+
+
+def test_chickens_and_rabbits_through_the_solver(agent_factory):
+    record = agent_factory().run("鸡兔同笼，共有35个头，94只脚，鸡和兔各有几只？")
+    assert record.tools_used == ["Solve"]
+    assert record.tool_calls[0].result.output == "x = 23\ny = 12"
+    assert "23" in record.reply and "12" in record.reply
+
+
+def test_arithmetic_through_the_calculator(agent_factory):
+    record = agent_factory().run("What is 1234 multiplied by 5678?")
+    assert record.tools_used == ["Calculate"]
+    assert record.tool_calls[0].result.output == "7006652"
+    assert "7006652" in record.reply
+
+
+def test_no_tool_for_a_greeting(agent_factory):
+    record = agent_factory().run("你好，你是谁？")
+    assert record.tools_used == [] and record.reply
+
+
+def test_readme_main_command_answers_with_a_tool():
+    result = runner.invoke(app, ["ask", "鸡兔同笼，共有35个头，94只脚，鸡和兔各有几只？", "--greedy"])
+    assert result.exit_code == 0, result.output
+    assert "23" in result.stdout and "12" in result.stdout
+    assert "Solve(" in result.stderr
+
+
+def test_small_eval_end_to_end(tmp_path):
+    from pathlib import Path
+
+    suite = Path(__file__).resolve().parents[2] / "evals" / "suites" / "smoke.jsonl"
+    result = runner.invoke(app, ["eval", "--suite", str(suite), "--out", str(tmp_path / "run"), "--batch-size", "12"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["n"] == 12 and summary["trigger_accuracy"] >= 0.5
+    assert (tmp_path / "run" / "report.md").is_file() and (tmp_path / "run" / "confusion.png").is_file()
