@@ -1,6 +1,8 @@
-"""Scoring: per-case checks, the error taxonomy, aggregate metrics and significance tests.
+"""Scoring: per-case checks and the error taxonomy.
 
-Pure functions over records (no file or network I/O). The only side effect is the Solve
+Pure functions over records (no file or network I/O). The records live in
+:mod:`moss_agent.evals.records` and the aggregate metrics and significance tests in
+:mod:`moss_agent.evals.metrics`; both are re-exported here. The only side effect is the Solve
 check, which runs the equation solver (in a time-limited worker) when a call's own
 output is not available.
 
@@ -29,13 +31,31 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
-
+# ACCURACY_METRICS and Z_95 stay importable from here, as before the split.
+from moss_agent.evals.metrics import ACCURACY_METRICS as ACCURACY_METRICS
+from moss_agent.evals.metrics import Z_95 as Z_95
+from moss_agent.evals.metrics import (
+    McNemarResult,
+    confusion_counts,
+    mcnemar_exact,
+    percentile,
+    summarize,
+    wilson_interval,
+)
+from moss_agent.evals.records import (
+    CONFUSION_LABELS,
+    ERROR_TYPES,
+    NO_TOOL,
+    OTHER,
+    CallRecord,
+    CaseResult,
+    CaseScore,
+    ErrorType,
+)
 from moss_agent.protocol import NO_RESULT, parse_generation
 
 if TYPE_CHECKING:
@@ -67,134 +87,8 @@ __all__ = [
     "wilson_interval",
 ]
 
-ErrorType = Literal[
-    "format_error",
-    "missed_call",
-    "spurious_call",
-    "wrong_tool",
-    "wrong_args",
-    "tool_error",
-    "wrong_answer",
-    "ok",
-    "harness_error",
-]
-#: Error types in the order they are tried (``harness_error`` last: it is not a model error).
-ERROR_TYPES: tuple[str, ...] = (
-    "format_error",
-    "missed_call",
-    "spurious_call",
-    "wrong_tool",
-    "wrong_args",
-    "tool_error",
-    "wrong_answer",
-    "ok",
-    "harness_error",
-)
-NO_TOOL = "None"
-OTHER = "Other"
-#: Classes of the confusion matrix: the four MOSS tools, no call, and anything else.
-CONFUSION_LABELS: tuple[str, ...] = ("Search", "Calculate", "Solve", "Text2Image", NO_TOOL, OTHER)
-#: The accuracy metrics, each with a 95 % Wilson interval in the summary.
-ACCURACY_METRICS: tuple[str, ...] = (
-    "trigger_accuracy",
-    "argument_accuracy",
-    "answer_accuracy",
-    "end_to_end_accuracy",
-    "format_error_rate",
-)
-Z_95 = 1.959963984540054
 VALUE_REL_TOL = 1e-6
 VALUE_ABS_TOL = 1e-9
-
-
-# --- records -------------------------------------------------------------------------------
-
-
-class CallRecord(BaseModel):
-    """One tool call as recorded in ``results.jsonl``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    """The called tool."""
-    args: list[Any] = Field(default_factory=list)
-    """Positional arguments."""
-    kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Keyword arguments."""
-    text: str = ""
-    """The call as written."""
-    output: str | None = None
-    """What the tool returned (search snippets joined by newlines)."""
-    error: str | None = None
-    """Why the call failed (``"no result"``, a timeout, a disabled tool)."""
-    seconds: float = 0.0
-    """Wall time of the call."""
-
-    @property
-    def argument(self) -> str | None:
-        """The single text argument, when the call has one."""
-        if self.args:
-            return str(self.args[0])
-        if len(self.kwargs) == 1:
-            return str(next(iter(self.kwargs.values())))
-        return None
-
-
-class CaseScore(BaseModel):
-    """The scores of one case."""
-
-    trigger: bool | None
-    """The right tool (or no tool) was chosen; ``None`` for harness errors."""
-    arguments: bool | None = None
-    """The argument checks passed; ``None`` when not checked."""
-    answer: bool | None = None
-    """The reply holds every answer string; ``None`` when the case has no answer."""
-    end_to_end: bool | None = None
-    """Everything was right (``error_type == "ok"``)."""
-    error_type: ErrorType
-    """The first error that applies."""
-    expected_label: str
-    """``expect.tool`` or ``"None"``."""
-    chosen_label: str
-    """The tool the model chose, ``"None"``, or ``"Other"`` for several tools."""
-    details: list[str] = Field(default_factory=list)
-    """Why a check failed."""
-    extra: dict[str, bool | None] = Field(default_factory=dict)
-    """Results of extra scorers, by name."""
-
-
-class CaseResult(BaseModel):
-    """One finished case: one line of ``results.jsonl``."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str
-    case: dict[str, Any]
-    """The case's fields as given (unknown fields included)."""
-    expected: dict[str, Any]
-    """The case's expectation."""
-    chosen_tools: list[str] = Field(default_factory=list)
-    """Names of the tools called, in order."""
-    calls: list[CallRecord] = Field(default_factory=list)
-    """The calls, their arguments and outputs."""
-    reply: str = ""
-    """The final reply."""
-    generations: list[str] = Field(default_factory=list)
-    """The model's raw texts."""
-    parse_errors: list[str] = Field(default_factory=list)
-    """Everything the agent could not read."""
-    format_errors: list[str] = Field(default_factory=list)
-    """Why the Commands could not be read (these make a ``format_error``)."""
-    scores: CaseScore
-    error: str | None = None
-    """The harness's exception, for ``harness_error`` cases."""
-    error_type: ErrorType
-    latency_s: float | None = None
-    """Seconds from the first generation's start to the reply (a batched case shares its batch's time)."""
-    tokens: int | None = None
-    """Tokens the model generated."""
-    lang: str | None = None
-    category: str | None = None
 
 
 # --- numbers -------------------------------------------------------------------------------
@@ -480,162 +374,3 @@ def score_case(
         chosen_label=got,
         details=details,
     )
-
-
-# --- aggregates ------------------------------------------------------------------------------
-
-
-def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float] | None:
-    """The Wilson score interval of a proportion (95 % by default); ``None`` when ``n == 0``."""
-    if n <= 0:
-        return None
-    p = successes / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """The ``q``-th percentile (0–100) with linear interpolation; ``None`` for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-class _Rate(NamedTuple):
-    hits: int
-    n: int
-
-    @property
-    def value(self) -> float | None:
-        return self.hits / self.n if self.n else None
-
-
-def _rate(flags: Iterable[bool | None]) -> _Rate:
-    known = [f for f in flags if f is not None]
-    return _Rate(sum(known), len(known))
-
-
-def _accuracies(results: Sequence[CaseResult]) -> dict[str, _Rate]:
-    scored = [r for r in results if r.error_type != "harness_error"]
-    return {
-        "trigger_accuracy": _rate(r.scores.trigger for r in scored),
-        "argument_accuracy": _rate(r.scores.arguments for r in scored),
-        "answer_accuracy": _rate(r.scores.answer for r in scored),
-        "end_to_end_accuracy": _rate(r.scores.end_to_end for r in scored),
-        "format_error_rate": _rate(r.error_type == "format_error" for r in scored),
-    }
-
-
-def _breakdown(results: Sequence[CaseResult]) -> dict[str, Any]:
-    rates = _accuracies(results)
-    out: dict[str, Any] = {"n": len(results)}
-    for name in ("trigger_accuracy", "argument_accuracy", "answer_accuracy", "end_to_end_accuracy"):
-        out[name] = rates[name].value
-    return out
-
-
-def _group(results: Sequence[CaseResult], key: Callable[[CaseResult], str | None]) -> dict[str, Any]:
-    groups: dict[str, list[CaseResult]] = defaultdict(list)
-    for result in results:
-        groups[key(result) or "unknown"].append(result)
-    return {name: _breakdown(group) for name, group in sorted(groups.items())}
-
-
-def _per_tool(results: Sequence[CaseResult]) -> dict[str, dict[str, Any]]:
-    pairs = [(r.scores.expected_label, r.scores.chosen_label) for r in results]
-    labels = sorted({label for pair in pairs for label in pair if label != OTHER})
-    table = {}
-    for label in labels:
-        tp = sum(1 for e, c in pairs if e == label and c == label)
-        predicted = sum(1 for _, c in pairs if c == label)
-        support = sum(1 for e, _ in pairs if e == label)
-        precision = tp / predicted if predicted else None
-        recall = tp / support if support else None
-        f1 = (
-            2 * precision * recall / (precision + recall)
-            if precision is not None and recall is not None and precision + recall > 0
-            else (0.0 if precision is not None and recall is not None else None)
-        )
-        table[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    return table
-
-
-def confusion_counts(results: Iterable[CaseResult]) -> dict[str, dict[str, int]]:
-    """Expected → chosen → count over :data:`CONFUSION_LABELS` (harness errors left out)."""
-
-    def bucket(label: str) -> str:
-        return label if label in CONFUSION_LABELS else OTHER
-
-    table = {e: dict.fromkeys(CONFUSION_LABELS, 0) for e in CONFUSION_LABELS}
-    for result in results:
-        if result.error_type != "harness_error":
-            table[bucket(result.scores.expected_label)][bucket(result.scores.chosen_label)] += 1
-    return table
-
-
-def summarize(results: Sequence[CaseResult], config: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The run's ``summary.json``: accuracies with 95 % Wilson intervals, per-tool P/R/F1, breakdowns.
-
-    Accuracies are fractions in [0, 1], ``None`` when their denominator is 0. Harness errors
-    count in ``n``, ``errors`` and ``harness_errors`` but in no accuracy.
-    """
-    scored = [r for r in results if r.error_type != "harness_error"]
-    rates = _accuracies(results)
-    errors = Counter(str(r.error_type) for r in results)
-    latencies = [r.latency_s for r in scored if r.latency_s is not None]
-    tokens = [r.tokens for r in scored if r.tokens is not None]
-    p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
-    summary: dict[str, Any] = {
-        "n": len(results),
-        "n_scored": len(scored),
-        "harness_errors": errors.get("harness_error", 0),
-        **{name: rates[name].value for name in ACCURACY_METRICS},
-        "denominators": {name: rates[name].n for name in ACCURACY_METRICS},
-        "ci95": {
-            name: list(ci) if (ci := wilson_interval(rates[name].hits, rates[name].n)) else None
-            for name in ACCURACY_METRICS
-        },
-        "per_tool": _per_tool(scored),
-        "errors": {t: errors[t] for t in ERROR_TYPES if errors.get(t)},
-        "latency_s": {"p50": p50, "p95": p95},
-        "tokens_per_case": sum(tokens) / len(tokens) if tokens else None,
-        "by_tool": _group(scored, lambda r: r.scores.expected_label),
-        "by_language": _group(scored, lambda r: r.lang),
-        "by_category": _group(scored, lambda r: r.category),
-        "by_error_type": {t: _breakdown([r for r in results if r.error_type == t]) for t in errors},
-        "confusion": {"labels": list(CONFUSION_LABELS), "counts": confusion_counts(results)},
-        "config": dict(config or {}),
-    }
-    return summary
-
-
-# --- paired comparison -----------------------------------------------------------------------
-
-
-class McNemarResult(NamedTuple):
-    """An exact McNemar test on paired binary outcomes.
-
-    Attributes:
-        a_only: Pairs right in A and wrong in B.
-        b_only: Pairs wrong in A and right in B.
-        p_value: Two-sided exact p-value (binomial on the discordant pairs).
-    """
-
-    a_only: int
-    b_only: int
-    p_value: float
-
-
-def mcnemar_exact(a_only: int, b_only: int) -> McNemarResult:
-    """Two-sided exact McNemar test: ``2 * P(X <= min(b, c))``, X ~ Binomial(b + c, 1/2), capped at 1."""
-    n = a_only + b_only
-    if n == 0:
-        return McNemarResult(a_only, b_only, 1.0)
-    k = min(a_only, b_only)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
-    return McNemarResult(a_only, b_only, min(1.0, 2 * tail))
