@@ -34,6 +34,7 @@ from moss_agent.models.chat_prompt import (
     no_call_continuation,
     tools_to_plugins,
 )
+from moss_agent.models.options import MossModelOptions
 from moss_agent.protocol import (
     FIRST_STOPS,
     REPLY_STOPS,
@@ -45,24 +46,6 @@ from moss_agent.protocol import (
 
 __all__ = ["ChatMoss"]
 
-#: Fields passed through to ``MossLLM`` when the chat model builds it.
-_LLM_FIELDS = (
-    "model",
-    "dtype",
-    "device",
-    "device_map",
-    "load_in_8bit",
-    "load_in_4bit",
-    "trust_remote_code",
-    "max_new_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repetition_penalty",
-    "do_sample",
-    "seed",
-    "reuse_cache",
-)
 
 
 @dataclass
@@ -89,7 +72,7 @@ class _Step:
         )
 
 
-class ChatMoss(BaseChatModel):
+class ChatMoss(MossModelOptions, BaseChatModel):
     """MOSS as a LangChain chat model, with ``bind_tools`` and structured output.
 
     Example:
@@ -101,37 +84,9 @@ class ChatMoss(BaseChatModel):
 
     model: str | None = Field(default_factory=lambda: os.environ.get("MOSS_AGENT_MODEL"), alias="model_name")
     """A checkpoint folder or hub id (MOSS format or any causal LM speaking the protocol);
-    ``MOSS_AGENT_MODEL`` by default."""
+    ``$MOSS_AGENT_MODEL`` by default, else the embedded moss-tiny-plugin."""
     llm: BaseLLM | None = Field(default=None, exclude=True)
     """A ready text model to use instead of loading ``model``."""
-    dtype: str = "auto"
-    """auto, float16, bfloat16 or float32."""
-    device: str = "auto"
-    """cpu, cuda or auto."""
-    device_map: str | dict[str, Any] | None = None
-    """Passed to transformers, e.g. ``"auto"`` to spread the model over several GPUs."""
-    load_in_8bit: bool = False
-    """8-bit weights through bitsandbytes (CUDA only)."""
-    load_in_4bit: bool = False
-    """4-bit weights through bitsandbytes (CUDA only)."""
-    trust_remote_code: bool = False
-    """Allow code shipped in the checkpoint to run (off: MOSS loads through our own classes)."""
-    max_new_tokens: int = 512
-    """Most tokens written per generation."""
-    temperature: float = 0.7
-    """Sampling temperature (MOSS's default)."""
-    top_p: float = 0.8
-    """Nucleus sampling (MOSS's default)."""
-    top_k: int | None = None
-    """Top-k sampling, off by default."""
-    repetition_penalty: float = 1.02
-    """MOSS's default repetition penalty."""
-    do_sample: bool = True
-    """False for greedy decoding."""
-    seed: int | None = None
-    """Seed for sampling."""
-    reuse_cache: bool = True
-    """Reuse the KV cache of a shared prompt prefix."""
     inner_thoughts: bool = True
     """Whether the meta instruction enables inner thoughts."""
     plugins: list[str] | None = None
@@ -145,7 +100,7 @@ class ChatMoss(BaseChatModel):
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _LLM_FIELDS} | {"inner_thoughts": self.inner_thoughts}
+        return {"model": self.model, **self.option_values(), "inner_thoughts": self.inner_thoughts}
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> Any:
         params = super()._get_ls_params(stop=stop, **kwargs)
@@ -163,11 +118,11 @@ class ChatMoss(BaseChatModel):
         if self.llm is not None:
             return self.llm
         if self._text_model is None:
-            if not self.model:
-                raise UsageError("ChatMoss needs model=PATH_OR_ID or llm=a LangChain LLM")
+            from moss_agent.models.embedded import EMBEDDED_MODEL_NAME, resolve_model
             from moss_agent.models.llm import MossLLM
 
-            self._text_model = MossLLM(**{name: getattr(self, name) for name in _LLM_FIELDS})
+            path = resolve_model(self.model or EMBEDDED_MODEL_NAME)  # a clear error when there is none
+            self._text_model = MossLLM(model=path, **self.option_values())
         return self._text_model
 
     def _complete(

@@ -13,23 +13,17 @@ from langchain_core.outputs import Generation as LCGeneration
 from langchain_core.outputs import GenerationChunk, LLMResult
 from pydantic import ConfigDict, PrivateAttr
 
+from moss_agent.models.options import SAMPLING_FIELDS, MossModelOptions
+
 if TYPE_CHECKING:
     from moss_agent.models.engine import Generation, GenerationEngine, SamplingParams
 
 __all__ = ["MossLLM"]
 
-_SAMPLING_FIELDS = (
-    "max_new_tokens",
-    "temperature",
-    "top_p",
-    "top_k",
-    "repetition_penalty",
-    "do_sample",
-    "seed",
-)
+_SAMPLING_FIELDS = SAMPLING_FIELDS
 
 
-class MossLLM(LLM):
+class MossLLM(MossModelOptions, LLM):
     """A MOSS checkpoint (or any causal LM that speaks its protocol) run locally.
 
     The model loads on first use. Stops are honored token by token: generation ends at
@@ -46,37 +40,6 @@ class MossLLM(LLM):
     model: str = "moss-tiny-plugin"
     """Local checkpoint folder or Hugging Face hub id (e.g. ``fnlp/moss-moon-003-sft-plugin``); by default
     ``$MOSS_AGENT_MODEL``, else the embedded moss-tiny-plugin."""
-    dtype: str = "auto"
-    """auto, float16, bfloat16 or float32."""
-    device: str = "auto"
-    """auto, cpu, cuda or cuda:N."""
-    device_map: str | dict[str, Any] | None = None
-    """accelerate device map for several GPUs, e.g. "auto"."""
-    load_in_8bit: bool = False
-    """Quantize to 8 bits with bitsandbytes (CUDA)."""
-    load_in_4bit: bool = False
-    """Quantize to 4 bits with bitsandbytes (CUDA)."""
-    trust_remote_code: bool = False
-    """Let transformers run modeling code shipped in the checkpoint."""
-    revision: str | None = None
-    """Hub revision."""
-    max_new_tokens: int = 512
-    """Most tokens to generate per call."""
-    temperature: float = 0.7
-    """Sampling temperature; 0 means greedy."""
-    top_p: float = 0.8
-    """Nucleus sampling threshold."""
-    top_k: int | None = None
-    """Keep only the k most likely tokens."""
-    repetition_penalty: float = 1.02
-    """Penalty on tokens already in the sequence (1 turns it off)."""
-    do_sample: bool = True
-    """Sample (True) or decode greedily (False)."""
-    seed: int | None = None
-    """Seed of the sampler."""
-    reuse_cache: bool = True
-    """Reuse the keys/values of the shared prefix of consecutive prompts."""
-
     model_config = ConfigDict(protected_namespaces=())
 
     _engine: GenerationEngine | None = PrivateAttr(default=None)
@@ -102,10 +65,9 @@ class MossLLM(LLM):
         if self._engine is None:
             with self._load_lock:
                 if self._engine is None:
+                    from moss_agent.models.embedded import resolve_model
                     from moss_agent.models.engine import GenerationEngine
                     from moss_agent.models.loading import load_model
-
-                    from moss_agent.models.embedded import resolve_model
 
                     loaded = load_model(
                         resolve_model(self.model),

@@ -120,7 +120,11 @@ def test_messages_to_prompt_rules():
     assert prompt.text.endswith("<|MOSS|>: hello<eom>\n<|Human|>: again<eoh>\n") and not prompt.after_results
 
 
-def test_model_or_llm_is_required():
+def test_model_or_llm_is_required(monkeypatch):
+    import moss_agent.models.embedded as embedded
+
+    monkeypatch.delenv("MOSS_AGENT_MODEL", raising=False)
+    monkeypatch.setattr(embedded, "embedded_model_path", lambda: None)
     with pytest.raises(UsageError):
         ChatMoss(model=None).invoke("hi")
 
