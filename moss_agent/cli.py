@@ -251,11 +251,11 @@ def _run_turn(agent: object, query: str, show_thoughts: bool) -> None:
                 err.print(f"[yellow]({'; '.join(event.record.parse_errors)})[/yellow]", markup=True)
 
 
-@app.command("ask")
-def ask_command(
+def converse_command(
     questions: Annotated[
-        list[str], typer.Argument(help="The question; several are asked in turn, as a chat.")
-    ],
+        list[str] | None,
+        typer.Argument(help="Questions, asked in turn in one conversation; none: chat interactively."),
+    ] = None,
     model: ModelOption = None,
     dtype: DtypeOption = "auto",
     device: DeviceOption = "auto",
@@ -278,55 +278,7 @@ def ask_command(
     corpus: Annotated[Path | None, typer.Option(help="Search this local JSONL corpus.", exists=True)] = None,
     show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
 ) -> None:
-    """Ask a question (or several, in one conversation); replies stream as they are generated."""
-    agent = _build_agent(
-        model,
-        dtype=dtype,
-        device=device,
-        device_map=device_map,
-        load_in_8bit=load_in_8bit,
-        load_in_4bit=load_in_4bit,
-        trust_remote_code=trust_remote_code,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        repetition_penalty=repetition_penalty,
-        greedy=greedy,
-        seed=seed,
-        plugins=plugins,
-        corpus=corpus,
-    )
-    for index, question in enumerate(questions):
-        if len(questions) > 1:
-            typer.secho(f"{'' if index == 0 else chr(10)}> {question}", err=True, bold=True)
-        _run_turn(agent, question, show_thoughts)
-
-
-@app.command("chat")
-def chat_command(
-    model: ModelOption = None,
-    dtype: DtypeOption = "auto",
-    device: DeviceOption = "auto",
-    device_map: DeviceMapOption = None,
-    load_in_8bit: Annotated[bool, typer.Option(help="8-bit weights (CUDA, bitsandbytes).")] = False,
-    load_in_4bit: Annotated[bool, typer.Option(help="4-bit weights (CUDA, bitsandbytes).")] = False,
-    trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped in the checkpoint.")] = False,
-    max_new_tokens: Annotated[int, typer.Option(help="Most tokens per generation.")] = 512,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature.")] = 0.7,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling.")] = 0.8,
-    repetition_penalty: Annotated[float, typer.Option(help="Repetition penalty.")] = 1.02,
-    greedy: Annotated[
-        bool | None,
-        typer.Option(
-            "--greedy/--sample", help="Greedy or sampled decoding; default: greedy for the embedded model."
-        ),
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
-    plugins: PluginsOption = "Search,Calculate,Solve,Text2Image",
-    corpus: Annotated[Path | None, typer.Option(help="Search this local JSONL corpus.", exists=True)] = None,
-    show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
-) -> None:
-    """Multi-turn chat: type 'clear' to start over, 'stop' (or Ctrl-D) to leave."""
+    """Ask questions (replies stream as generated); with none, chat: 'clear' starts over, 'stop' leaves."""
     from moss_agent.agent import MossAgent
 
     agent = _build_agent(
@@ -347,6 +299,19 @@ def chat_command(
         corpus=corpus,
     )
     assert isinstance(agent, MossAgent)
+    if questions:
+        for index, question in enumerate(questions):
+            if len(questions) > 1:
+                typer.secho(f"{'' if index == 0 else chr(10)}> {question}", err=True, bold=True)
+            _run_turn(agent, question, show_thoughts)
+        return
+    _chat_loop(agent, show_thoughts)
+
+
+def _chat_loop(agent: object, show_thoughts: bool) -> None:
+    from moss_agent.agent import MossAgent
+
+    assert isinstance(agent, MossAgent)
     typer.secho("moss-agent chat — 'clear' starts over, 'stop' leaves.", err=True, dim=True)
     while True:
         try:
@@ -365,6 +330,13 @@ def chat_command(
             continue
         sys.stdout.write("<|MOSS|>: ")
         _run_turn(agent, query, show_thoughts)
+
+
+app.command("ask")(converse_command)
+app.command(
+    "chat",
+    help="Multi-turn chat: 'clear' starts over, 'stop' or Ctrl-D leaves (given questions, it asks them, as ask).",
+)(converse_command)
 
 
 # --- training --------------------------------------------------------------------------
