@@ -335,7 +335,7 @@ def _chat_loop(agent: object, show_thoughts: bool) -> None:
 app.command("ask")(converse_command)
 app.command(
     "chat",
-    help="Multi-turn chat: 'clear' starts over, 'stop' or Ctrl-D leaves (given questions, it asks them, as ask).",
+    help="Multi-turn chat: 'clear' starts over, 'stop' or Ctrl-D leaves (given questions, it asks them).",
 )(converse_command)
 
 
