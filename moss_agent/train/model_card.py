@@ -33,7 +33,13 @@ def render_model_card(
     log = _read_jsonl(run_dir / "sft" / "train_log.jsonl")
     losses = [r for r in log if "loss" in r]
     evals = [r for r in log if "eval_loss" in r]
-    minutes = (losses[-1]["elapsed_s"] / 60) if losses else None
+    # A resumed run restarts its clock: add up the segments.
+    seconds, last = 0.0, 0.0
+    for record in losses:
+        if record["elapsed_s"] < last:
+            seconds += last
+        last = record["elapsed_s"]
+    minutes = (seconds + last) / 60 if losses else None
     lines = [
         "# moss-tiny-plugin",
         "",
@@ -69,7 +75,8 @@ def render_model_card(
         f"- SFT with MOSS's loss mask (no loss on the meta instruction or the Results content), "
         f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
         f"{recipe['learning_rate']}, cosine decay.",
-        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (the whole recipe is in `recipe_log.json`)."
+        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU shared with other work (resumed runs added up; "
+        "the whole recipe is in `recipe_log.json`)."
         if minutes is not None
         else "- Wall time: not recorded.",
         f"- Final training loss {losses[-1]['loss']:.4f}; validation loss {evals[-1]['eval_loss']:.4f}."
