@@ -47,7 +47,6 @@ from moss_agent.protocol import (
 __all__ = ["ChatMoss"]
 
 
-
 @dataclass
 class _Step:
     """Where a chat call stands after its first generation."""
@@ -176,7 +175,12 @@ class ChatMoss(MossModelOptions, BaseChatModel):
         text, prompt_tokens, completion_tokens = self._complete(prompt, FIRST_STOPS, run_manager, **kwargs)
         parsed = parse_generation(text)
         forced = None
-        if tool_choice in ("any", "required") and not parsed.invocations and tools:
+        bound = {t.name for t in tools}
+        if (
+            tool_choice in ("any", "required")
+            and tools
+            and not any(i.name in bound for i in parsed.invocations)
+        ):
             forced = tools[0].name
         elif tool_choice and tool_choice not in ("auto", "any", "required", "none"):
             if [i.name for i in parsed.invocations] != [tool_choice] * len(

@@ -1,0 +1,35 @@
+"""Known limits of the embedded model in LangChain's standard integration suite.
+
+moss-tiny-plugin writes well-formed MOSS turns but does not yet copy arguments from the
+question reliably, nor write JSON-like structured output (see its model card). These
+tests are marked xfail with that reason; they are not skipped, so an improved model
+shows up as XPASS.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+ARGUMENTS = "moss-tiny-plugin does not yet fill tool arguments reliably (see its model card)"
+STRUCTURED = "moss-tiny-plugin was not trained to write structured output for arbitrary schemas"
+
+KNOWN_LIMITS = {
+    "test_tool_calling": ARGUMENTS,
+    "test_tool_calling_async": ARGUMENTS,
+    "test_bind_runnables_as_tools": ARGUMENTS,
+    "test_tool_choice": ARGUMENTS,
+    "test_tool_calling_with_no_arguments": ARGUMENTS,
+    "test_agent_loop": ARGUMENTS,
+    "test_unicode_tool_call_integration": ARGUMENTS,
+    "test_structured_output": STRUCTURED,
+    "test_structured_output_async": STRUCTURED,
+    "test_structured_output_pydantic_2_v1": STRUCTURED,
+    "test_structured_output_optional_param": STRUCTURED,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        reason = KNOWN_LIMITS.get(getattr(item, "originalname", item.name))
+        if reason and item.cls is not None and item.cls.__name__ == "TestChatMossEmbedded":
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=False))
