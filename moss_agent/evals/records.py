@@ -7,7 +7,7 @@ are in :mod:`moss_agent.evals.scoring`.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,17 +34,7 @@ ErrorType = Literal[
     "harness_error",
 ]
 #: Error types in the order they are tried (``harness_error`` last: it is not a model error).
-ERROR_TYPES: tuple[str, ...] = (
-    "format_error",
-    "missed_call",
-    "spurious_call",
-    "wrong_tool",
-    "wrong_args",
-    "tool_error",
-    "wrong_answer",
-    "ok",
-    "harness_error",
-)
+ERROR_TYPES: tuple[str, ...] = get_args(ErrorType)
 #: The label of "no tool was called".
 NO_TOOL = "None"
 #: The label of calls to several different tools (and of tools outside the confusion classes).
