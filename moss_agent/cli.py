@@ -425,7 +425,7 @@ def train_data_command(
 def train_recipe_command(
     out: Annotated[Path, typer.Option(help="Working folder; a re-run resumes where it stopped.")],
     seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
-    steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = 2_200,
+    steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = 1_800,
     minutes: Annotated[float, typer.Option(help="Safety limit on SFT wall time.")] = 75.0,
     n_train: Annotated[int, typer.Option(help="Training conversations.")] = 24_000,
 ) -> None:

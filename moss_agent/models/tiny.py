@@ -150,6 +150,7 @@ def build_tiny_moss_checkpoint(
     seed: int = 0,
     memorize: Sequence[str] = (),
     memorize_steps: int = 150,
+    induction_circuit: bool = False,
 ) -> Path:
     """Write a tiny MOSS-format checkpoint into ``folder``.
 
@@ -170,6 +171,8 @@ def build_tiny_moss_checkpoint(
         seed: Seed of the initialization and of the memorization.
         memorize: Texts to overfit the model on.
         memorize_steps: Optimizer steps of the memorization.
+        induction_circuit: Start from a working copy circuit
+            (:func:`moss_agent.train.induction.install_induction_circuit`).
 
     Returns:
         The folder.
@@ -196,6 +199,10 @@ def build_tiny_moss_checkpoint(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MossForCausalLM(config)
+        if induction_circuit:
+            from moss_agent.train.induction import install_induction_circuit
+
+            install_induction_circuit(model, seed=seed)
         if memorize:
             _memorize(model, tokenizer, memorize, steps=memorize_steps)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}

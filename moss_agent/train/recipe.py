@@ -52,12 +52,14 @@ class RecipeConfig:
     """Rotary dimensions per head (CodeGen/MOSS style partial rotary)."""
     n_positions: int = 1024
     """Context length."""
+    induction_circuit: bool = True
+    """Start from a hand-written copy circuit (see ``moss_agent.train.induction``)."""
     batch_size: int = 16
     """Examples per step."""
     learning_rate: float = 1.5e-3
     """Peak learning rate."""
-    max_steps: int = 2_200
-    """Optimizer steps of SFT (fixed, so the recipe is reproducible); ~50 min on 2 CPU cores."""
+    max_steps: int = 1_800
+    """Optimizer steps of SFT (fixed, so the recipe is reproducible); ~45 min on 2 CPU cores."""
     max_minutes: float = 75.0
     """Safety limit on SFT wall time (saves and stops if a slow machine reaches it)."""
     max_length: int = 768
@@ -126,6 +128,7 @@ def run_recipe(config: RecipeConfig) -> Path:
             rotary_dim=config.rotary_dim,
             n_positions=config.n_positions,
             seed=config.seed,
+            induction_circuit=config.induction_circuit,
         )
     final = out / "sft" / "final"
     if _stage(final / "config.json", "sft", log):

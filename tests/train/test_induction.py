@@ -1,0 +1,110 @@
+"""The hand-written induction circuit copies at init, and only where it was installed."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from moss_agent.errors import UsageError  # noqa: E402
+from moss_agent.models.configuration import MossConfig, MossForCausalLM  # noqa: E402
+from moss_agent.train.induction import install_induction_circuit  # noqa: E402
+
+
+def model(n_layer: int = 2, n_embd: int = 256, n_head: int = 8, rotary_dim: int = 16) -> MossForCausalLM:
+    torch.manual_seed(0)
+    config = MossConfig(
+        vocab_size=3000,
+        n_layer=n_layer,
+        n_embd=n_embd,
+        n_head=n_head,
+        rotary_dim=rotary_dim,
+        n_positions=512,
+        attn_implementation="eager",
+    )
+    return MossForCausalLM(config).eval()
+
+
+def repeated(seed: int, length: int = 20, gap: int = 100) -> tuple[torch.Tensor, list[int], int]:
+    """A random span, unrelated tokens, the span again: what a copy must continue."""
+    rng = random.Random(seed)
+    span = [rng.randrange(50, 3000) for _ in range(length)]
+    filler = [rng.randrange(50, 3000) for _ in range(gap)]
+    return torch.tensor([span + filler + span]), span, length + gap
+
+
+def copy_accuracy(m: MossForCausalLM) -> float:
+    right = total = 0
+    for seed in range(4):
+        ids, span, start = repeated(seed)
+        with torch.no_grad():
+            predicted = m(ids).logits[0].argmax(-1)
+        for i in range(1, len(span)):
+            right += int(predicted[start + i - 1]) == span[i]
+            total += 1
+    return right / total
+
+
+def test_a_random_model_does_not_copy() -> None:
+    assert copy_accuracy(model()) < 0.05
+
+
+def test_the_circuit_copies_a_repeated_span_at_init() -> None:
+    m = model()
+    heads = install_induction_circuit(m, seed=0)
+    assert heads.previous_token == (0, 0)
+    assert heads.induction == ((1, 0), (1, 1))
+    assert copy_accuracy(m) > 0.6
+
+
+def test_the_previous_token_head_attends_to_the_token_before() -> None:
+    m = model()
+    install_induction_circuit(m)
+    ids, _, _ = repeated(7)
+    with torch.no_grad():
+        attentions = m(ids, output_attentions=True).attentions
+    pattern = attentions[0][0, 0]
+    positions = torch.arange(1, ids.shape[1])
+    assert float(pattern[positions, positions - 1].min()) > 0.99
+    # the induction head, at the second copy, looks where the current token was followed before
+    induction = attentions[1][0, 0]
+    _, span, start = repeated(7)
+    hits = [float(induction[start + i, i + 1]) for i in range(len(span) - 1)]
+    assert sum(hits) / len(hits) > 0.6
+
+
+def test_every_weight_stays_trainable_and_the_model_still_learns() -> None:
+    m = model().train()
+    install_induction_circuit(m)
+    assert all(p.requires_grad for p in m.parameters())
+    ids, _, _ = repeated(3)
+    optimizer = torch.optim.AdamW(m.parameters(), lr=1e-3)
+    with torch.no_grad():
+        first = float(m(ids, labels=ids).loss)
+    for _ in range(5):
+        loss = m(ids, labels=ids).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert float(loss.detach()) < first
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_layer": 1}, "induction_layer"),
+        ({"rotary_dim": 32}, "non-rotary"),
+        ({"n_embd": 64, "n_head": 2}, "too small"),
+    ],
+)
+def test_models_the_circuit_does_not_fit_are_refused(kwargs: dict, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        install_induction_circuit(model(**kwargs))
+
+
+def test_non_codegen_models_are_refused() -> None:
+    with pytest.raises(UsageError, match="CodeGen"):
+        install_induction_circuit(torch.nn.Linear(2, 2))
