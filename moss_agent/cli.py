@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from moss_agent.errors import MossAgentError
+from moss_agent.train.recipe import RecipeConfig
 
 app = typer.Typer(
     name="moss-agent",
@@ -421,19 +422,32 @@ def train_data_command(
     )
 
 
+_RECIPE = RecipeConfig(out="")  # the recipe's defaults, shown by --help
+
+
 @train_app.command("recipe")
 def train_recipe_command(
     out: Annotated[Path, typer.Option(help="Working folder; a re-run resumes where it stopped.")],
     seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
-    steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = 1_800,
-    minutes: Annotated[float, typer.Option(help="Safety limit on SFT wall time.")] = 75.0,
-    n_train: Annotated[int, typer.Option(help="Training conversations.")] = 24_000,
+    steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = _RECIPE.max_steps,
+    minutes: Annotated[float, typer.Option(help="Safety limit on SFT wall time.")] = _RECIPE.max_minutes,
+    n_train: Annotated[int, typer.Option(help="Training conversations.")] = _RECIPE.n_train,
+    induction_circuit: Annotated[
+        bool, typer.Option(help="Start from the hand-written copy circuit (moss_agent.train.induction).")
+    ] = _RECIPE.induction_circuit,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
-    from moss_agent.train.recipe import RecipeConfig, run_recipe
+    from moss_agent.train.recipe import run_recipe
 
     final = run_recipe(
-        RecipeConfig(out=str(out), seed=seed, max_steps=steps, max_minutes=minutes, n_train=n_train)
+        RecipeConfig(
+            out=str(out),
+            seed=seed,
+            max_steps=steps,
+            max_minutes=minutes,
+            n_train=n_train,
+            induction_circuit=induction_circuit,
+        )
     )
     typer.echo(f"model saved to {final}")
 

@@ -60,6 +60,21 @@ def _fingerprint(model_path: str) -> str | None:
     return digest.hexdigest()
 
 
+_GENERIC_FOLDERS = ("final", "sft", "checkpoints", "step-", "checkpoint-")
+
+
+def _display_name(name: str) -> str:
+    """A model folder's name, with its parents while it is generic (``tiny/sft/final``)."""
+    path = Path(name)
+    if not path.is_dir():
+        return name
+    parts = path.resolve().parts
+    keep = 1
+    while keep < len(parts) - 1 and parts[-keep].startswith(_GENERIC_FOLDERS):
+        keep += 1
+    return "/".join(parts[-keep:])
+
+
 def _identity(model: Any) -> dict[str, Any]:
     inner = getattr(model, "llm", None)
     candidates = (
@@ -70,7 +85,7 @@ def _identity(model: Any) -> dict[str, Any]:
     name = next((c for c in candidates if isinstance(c, str) and c), None)
     if name is None:
         name = str(getattr(model, "_llm_type", type(model).__name__))
-    identity: dict[str, Any] = {"name": Path(name).name if Path(name).is_dir() else name, "path": name}
+    identity: dict[str, Any] = {"name": _display_name(name), "path": name}
     identity["class"] = type(model).__name__
     if inner is not None:
         identity["llm_class"] = type(inner).__name__

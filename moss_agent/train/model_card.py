@@ -72,10 +72,15 @@ def render_model_card(
         "",
         "## Training",
         "",
+        "- Initialisation: random, plus a hand-written induction circuit (a previous-token head in layer 0,"
+        " two induction heads in layer 1, `moss_agent.train.induction`) so that copying numbers and names"
+        " does not wait for gradient descent to discover it; every weight is trained."
+        if recipe.get("induction_circuit")
+        else "- Initialisation: random.",
         f"- SFT with MOSS's loss mask (no loss on the meta instruction or the Results content), "
         f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
         f"{recipe['learning_rate']}, cosine decay.",
-        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU shared with other work (resumed runs added up; "
+        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up; "
         "the whole recipe is in `recipe_log.json`)."
         if minutes is not None
         else "- Wall time: not recorded.",

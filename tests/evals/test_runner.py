@@ -344,3 +344,17 @@ def test_real_engine_on_a_tiny_random_checkpoint(smoke_suite, tmp_path, monkeypa
     assert chat.kind == "chat" and chat.identity["class"] == "ChatMoss"
     run = run_eval(smoke_suite, tmp_path / "chat", target=chat, limit=2, concurrency=2, progress=False)
     assert run.summary["harness_errors"] == 0 and run.summary["n"] == 2
+
+
+def test_a_model_folder_with_a_generic_name_is_named_with_its_parents(tmp_path):
+    from moss_agent.evals.targets import _display_name
+
+    (tmp_path / "tiny" / "sft" / "final").mkdir(parents=True)
+    (tmp_path / "tiny" / "sft" / "checkpoints" / "step-400").mkdir(parents=True)
+    assert _display_name(str(tmp_path / "tiny" / "sft" / "final")) == "tiny/sft/final"
+    assert (
+        _display_name(str(tmp_path / "tiny" / "sft" / "checkpoints" / "step-400"))
+        == "tiny/sft/checkpoints/step-400"
+    )
+    assert _display_name(str(tmp_path / "tiny")) == "tiny"
+    assert _display_name("moss-tiny-plugin") == "moss-tiny-plugin"
