@@ -19,7 +19,16 @@ from moss_agent.protocol import END_OF_MESSAGE, END_OF_TEXT, SPECIAL_TOKENS
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-__all__ = ["MOSS_AUTO_MAP", "build_tiny_moss_checkpoint", "build_tiny_tokenizer", "tiny_moss_config"]
+__all__ = [
+    "CIRCUIT_CONFIG_KEY",
+    "MOSS_AUTO_MAP",
+    "build_tiny_moss_checkpoint",
+    "build_tiny_tokenizer",
+    "tiny_moss_config",
+]
+
+#: config.json key naming the heads of a hand-written induction circuit (kept fixed by SFT).
+CIRCUIT_CONFIG_KEY = "moss_agent_induction_circuit"
 
 #: The ``auto_map`` of the real MOSS config.json: remote code that moss-agent never runs.
 MOSS_AUTO_MAP: dict[str, str] = {
@@ -202,7 +211,8 @@ def build_tiny_moss_checkpoint(
         if induction_circuit:
             from moss_agent.train.induction import install_induction_circuit
 
-            install_induction_circuit(model, seed=seed)
+            heads = install_induction_circuit(model, seed=seed)
+            config_dict[CIRCUIT_CONFIG_KEY] = heads.to_config()
         if memorize:
             _memorize(model, tokenizer, memorize, steps=memorize_steps)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}

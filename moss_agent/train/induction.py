@@ -38,7 +38,7 @@ from typing import Any
 
 from moss_agent.errors import UsageError
 
-__all__ = ["CircuitHeads", "install_induction_circuit"]
+__all__ = ["CircuitHeads", "install_induction_circuit", "protect_induction_circuit"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,16 @@ class CircuitHeads:
     """(layer, head) of the previous-token head."""
     induction: tuple[tuple[int, int], ...]
     """(layer, head) of each induction head."""
+
+    def to_config(self) -> dict[str, Any]:
+        """The JSON form kept in config.json."""
+        return {"previous_token": list(self.previous_token), "induction": [list(h) for h in self.induction]}
+
+    @classmethod
+    def from_config(cls, data: dict[str, Any]) -> CircuitHeads:
+        """Read :meth:`to_config`'s form."""
+        layer, head = data["previous_token"]
+        return cls((int(layer), int(head)), tuple((int(a), int(b)) for a, b in data["induction"]))
 
 
 def _head_rows(attn: Any, head: int) -> tuple[int, int, int]:
@@ -168,3 +178,40 @@ def install_induction_circuit(
         previous_token=(previous_layer, 0),
         induction=tuple((induction_layer, head) for head in range(induction_heads)),
     )
+
+
+def protect_induction_circuit(model: Any, heads: CircuitHeads) -> list[Any]:
+    """Keep the circuit's attention weights fixed during training (gradient hooks).
+
+    Without this, the first hundred steps of SFT, dominated by the template text, turn the
+    induction heads into no-op heads before copying pays off. Protected: the constant
+    dimension of the previous-token layer's LayerNorm, and the query, key and value rows and
+    output columns of the circuit's heads. Everything else (embeddings, unembedding, other
+    heads, MLPs) trains.
+
+    Returns:
+        The hook handles (``handle.remove()`` lifts the protection).
+    """
+    import torch
+
+    handles = []
+    blocks = model.transformer.h
+    masks: dict[Any, Any] = {}
+
+    def mask_for(parameter: Any) -> Any:
+        if parameter not in masks:
+            masks[parameter] = torch.ones_like(parameter)
+        return masks[parameter]
+
+    layer, _ = heads.previous_token
+    for parameter in (blocks[layer].ln_1.weight, blocks[layer].ln_1.bias):
+        mask_for(parameter)[0] = 0.0
+    for layer, head in (heads.previous_token, *heads.induction):
+        attn = blocks[layer].attn
+        head_dim = attn.head_dim
+        for start in _head_rows(attn, head):
+            mask_for(attn.qkv_proj.weight)[start : start + head_dim] = 0.0
+        mask_for(attn.out_proj.weight)[:, head * head_dim : (head + 1) * head_dim] = 0.0
+    for parameter, mask in masks.items():
+        handles.append(parameter.register_hook(lambda grad, mask=mask: grad * mask.to(grad.device)))
+    return handles

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from moss_agent.conversations import TURN_FIELDS, iter_conversation_files, load_conversations
 from moss_agent.errors import UsageError
+from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY
 from moss_agent.protocol import END_OF_RESULTS, RESULTS_TAG
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class SFTConfig:
     """Seed of data order and initialisation."""
     mask_human: bool = False
     """Also mask the user's messages (MOSS's script keeps their loss)."""
+    protect_circuit: bool = True
+    """Keep a hand-written induction circuit (named in config.json) fixed while training."""
     share_prefix: bool = True
     """Encode the shared prompt prefix once per step (single process only)."""
     mixed_precision: str = "no"
@@ -294,6 +297,11 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     )
     model, tokenizer = loaded.model, loaded.tokenizer
     model.train()
+    circuit = getattr(model.config, CIRCUIT_CONFIG_KEY, None)
+    if circuit and config.protect_circuit:
+        from moss_agent.train.induction import CircuitHeads, protect_induction_circuit
+
+        protect_induction_circuit(model, CircuitHeads.from_config(circuit))
     examples = load_examples(
         config.data, tokenizer, max_length=config.max_length, mask_human=config.mask_human
     )

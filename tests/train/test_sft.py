@@ -142,3 +142,50 @@ def test_finetune_learns_saves_and_resumes(tokenizer, data_file, tmp_path):
     steps = [r["step"] for r in log if "loss" in r]
     assert steps == [3, 6, 8]
     assert (out / "checkpoints" / "step-8").is_dir()
+
+
+def test_finetune_keeps_a_hand_written_induction_circuit_fixed(tokenizer, data_file, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY, build_tiny_moss_checkpoint
+    from moss_agent.train.induction import _head_rows
+
+    start = build_tiny_moss_checkpoint(
+        tmp_path / "start", tokenizer=tokenizer, n_embd=256, n_head=8, rotary_dim=16, induction_circuit=True
+    )
+    assert json.loads((start / "config.json").read_text())[CIRCUIT_CONFIG_KEY] == {
+        "previous_token": [0, 0],
+        "induction": [[1, 0], [1, 1]],
+    }
+    config = SFTConfig(
+        model=str(start),
+        data=[str(data_file)],
+        output_dir=str(tmp_path / "run"),
+        batch_size=4,
+        learning_rate=3e-3,
+        max_steps=3,
+        save_steps=3,
+    )
+    final = finetune(config, progress=False)
+    before, after = load_file(str(start / "model.safetensors")), load_file(str(final / "model.safetensors"))
+    qkv = "transformer.h.1.attn.qkv_proj.weight"
+    assert json.loads((final / "config.json").read_text())[CIRCUIT_CONFIG_KEY]["induction"] == [
+        [1, 0],
+        [1, 1],
+    ]
+
+    class Attn:  # the layout arithmetic of _head_rows, for a 256-wide, 8-head block
+        head_dim, embed_dim, mp_num = 32, 256, 4
+
+    for head in (0, 1):
+        for row in _head_rows(Attn, head):
+            assert torch.equal(before[qkv][row : row + 32], after[qkv][row : row + 32])
+    q_other, _, _ = _head_rows(Attn, 5)
+    assert not torch.equal(before[qkv][q_other : q_other + 32], after[qkv][q_other : q_other + 32])
+    assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+    # switched off, the same rows train
+    config.protect_circuit, config.output_dir = False, str(tmp_path / "free")
+    free = load_file(str(finetune(config, progress=False) / "model.safetensors"))
+    row, _, _ = _head_rows(Attn, 0)
+    assert not torch.equal(before[qkv][row : row + 32], free[qkv][row : row + 32])
