@@ -368,6 +368,9 @@ def finetune_command(
     save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     mask_human: Annotated[bool, typer.Option(help="Also mask the user's messages.")] = False,
+    protect_circuit: Annotated[
+        bool, typer.Option(help="Keep a hand-written induction circuit (named in config.json) fixed.")
+    ] = True,
     mixed_precision: Annotated[str, typer.Option(help="no, fp16 or bf16.")] = "no",
     resume: Annotated[bool, typer.Option(help="Resume from the latest checkpoint in --out.")] = True,
     trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped in the checkpoint.")] = False,
@@ -393,6 +396,7 @@ def finetune_command(
         save_steps=save_steps,
         seed=seed,
         mask_human=mask_human,
+        protect_circuit=protect_circuit,
         mixed_precision=mixed_precision,
         resume=resume,
         trust_remote_code=trust_remote_code,
