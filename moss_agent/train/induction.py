@@ -33,6 +33,7 @@ Every weight stays trainable.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,21 +181,23 @@ def install_induction_circuit(
     )
 
 
-def protect_induction_circuit(model: Any, heads: CircuitHeads) -> list[Any]:
-    """Keep the circuit's attention weights fixed during training (gradient hooks).
+def protect_induction_circuit(model: Any, heads: CircuitHeads) -> Callable[[], None]:
+    """Keep the circuit working while the rest of the model trains.
 
     Without this, the first hundred steps of SFT, dominated by the template text, turn the
-    induction heads into no-op heads before copying pays off. Protected: the constant
-    dimension of the previous-token layer's LayerNorm, and the query, key and value rows and
-    output columns of the circuit's heads. Everything else (embeddings, unembedding, other
-    heads, MLPs) trains.
+    induction heads into no-op heads before copying pays off. Protected by gradient hooks:
+    the LayerNorms in front of the circuit, and the query, key and value rows and output
+    columns of the circuit's heads. The returned function, called after every optimizer
+    step, keeps the directions the circuit reads clean: the token embeddings stay out of
+    the previous-token directions, and the other writers of the previous-token layer stay
+    out of those and of the directions the induction heads match on. Everything else
+    (embeddings, unembedding, other heads, MLPs) trains freely.
 
     Returns:
-        The hook handles (``handle.remove()`` lifts the protection).
+        ``enforce()``: re-project the weights; call it after each optimizer step.
     """
     import torch
 
-    handles = []
     blocks = model.transformer.h
     masks: dict[Any, Any] = {}
 
@@ -203,9 +206,10 @@ def protect_induction_circuit(model: Any, heads: CircuitHeads) -> list[Any]:
             masks[parameter] = torch.ones_like(parameter)
         return masks[parameter]
 
-    layer, _ = heads.previous_token
-    for parameter in (blocks[layer].ln_1.weight, blocks[layer].ln_1.bias):
-        mask_for(parameter)[0] = 0.0
+    prev_layer, prev_head = heads.previous_token
+    for layer in {prev_layer, *(layer for layer, _ in heads.induction)}:
+        mask_for(blocks[layer].ln_1.weight).zero_()
+        mask_for(blocks[layer].ln_1.bias).zero_()
     for layer, head in (heads.previous_token, *heads.induction):
         attn = blocks[layer].attn
         head_dim = attn.head_dim
@@ -213,5 +217,34 @@ def protect_induction_circuit(model: Any, heads: CircuitHeads) -> list[Any]:
             mask_for(attn.qkv_proj.weight)[start : start + head_dim] = 0.0
         mask_for(attn.out_proj.weight)[:, head * head_dim : (head + 1) * head_dim] = 0.0
     for parameter, mask in masks.items():
-        handles.append(parameter.register_hook(lambda grad, mask=mask: grad * mask.to(grad.device)))
-    return handles
+        parameter.register_hook(lambda grad, mask=mask: grad * mask.to(grad.device))
+
+    attn = blocks[prev_layer].attn
+    head_dim = attn.head_dim
+    columns = slice(prev_head * head_dim, (prev_head + 1) * head_dim)
+    _, v0, _ = _head_rows(attn, prev_head)
+    with torch.no_grad():
+        written = attn.out_proj.weight[:, columns].detach().float()
+        written = written[:, written.norm(dim=0) > 0]
+        matched = attn.qkv_proj.weight[v0 : v0 + head_dim].detach().float()
+        matched = matched[matched.norm(dim=1) > 0].T
+        prev_dirs = torch.linalg.qr(written)[0]
+        reserved = torch.linalg.qr(torch.cat([written, matched], 1))[0]
+        device = attn.out_proj.weight.device
+        keep_embedding = (torch.eye(written.shape[0]) - prev_dirs @ prev_dirs.T).to(device)
+        keep_writers = (torch.eye(written.shape[0]) - reserved @ reserved.T).to(device)
+    others = torch.ones(attn.out_proj.weight.shape[1], dtype=torch.bool)
+    others[columns] = False
+    embeddings = model.transformer.wte.weight
+    out_proj, mlp = attn.out_proj.weight, blocks[prev_layer].mlp
+
+    def enforce() -> None:
+        with torch.no_grad():
+            embeddings.copy_(embeddings @ keep_embedding.to(embeddings.dtype))
+            keep = keep_writers.to(out_proj.dtype)
+            out_proj[:, others] = keep @ out_proj[:, others]
+            mlp.fc_out.weight.copy_(keep @ mlp.fc_out.weight)
+            mlp.fc_out.bias.copy_(keep @ mlp.fc_out.bias)
+
+    enforce()
+    return enforce

@@ -20,7 +20,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -298,10 +298,13 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     model, tokenizer = loaded.model, loaded.tokenizer
     model.train()
     circuit = getattr(model.config, CIRCUIT_CONFIG_KEY, None)
+    enforce_circuit: Callable[[], None] | None
     if circuit and config.protect_circuit:
         from moss_agent.train.induction import CircuitHeads, protect_induction_circuit
 
-        protect_induction_circuit(model, CircuitHeads.from_config(circuit))
+        enforce_circuit = protect_induction_circuit(model, CircuitHeads.from_config(circuit))
+    else:
+        enforce_circuit = None
     examples = load_examples(
         config.data, tokenizer, max_length=config.max_length, mask_human=config.mask_human
     )
@@ -374,6 +377,8 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
+                if enforce_circuit is not None:
+                    enforce_circuit()
                 scheduler.step()
                 optimizer.zero_grad()
             running += float(loss) / config.grad_accum

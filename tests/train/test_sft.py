@@ -184,6 +184,11 @@ def test_finetune_keeps_a_hand_written_induction_circuit_fixed(tokenizer, data_f
     q_other, _, _ = _head_rows(Attn, 5)
     assert not torch.equal(before[qkv][q_other : q_other + 32], after[qkv][q_other : q_other + 32])
     assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
+    # the embeddings trained but stayed out of the directions the previous-token head writes
+    written = torch.linalg.qr(after["transformer.h.0.attn.out_proj.weight"][:, :32].float())[0]
+    embeddings = after["transformer.wte.weight"].float()
+    assert not torch.equal(before["transformer.wte.weight"], after["transformer.wte.weight"])
+    assert float((embeddings @ written).abs().max()) < 1e-5
     # switched off, the same rows train
     config.protect_circuit, config.output_dir = False, str(tmp_path / "free")
     free = load_file(str(finetune(config, progress=False) / "model.safetensors"))
