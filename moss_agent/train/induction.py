@@ -186,8 +186,9 @@ def protect_induction_circuit(model: Any, heads: CircuitHeads) -> Callable[[], N
 
     Without this, the first hundred steps of SFT, dominated by the template text, turn the
     induction heads into no-op heads before copying pays off. Protected by gradient hooks:
-    the LayerNorms in front of the circuit, and the query, key and value rows and output
-    columns of the circuit's heads. The returned function, called after every optimizer
+    the LayerNorms in front of the circuit, the previous-token head, and the query and key
+    rows of the induction heads (where they look); their values and outputs train, so the
+    model can learn how loudly to copy. The returned function, called after every optimizer
     step, keeps the directions the circuit reads clean: the token embeddings stay out of
     the previous-token directions, and the other writers of the previous-token layer stay
     out of those and of the directions the induction heads match on. Everything else
@@ -213,9 +214,12 @@ def protect_induction_circuit(model: Any, heads: CircuitHeads) -> Callable[[], N
     for layer, head in (heads.previous_token, *heads.induction):
         attn = blocks[layer].attn
         head_dim = attn.head_dim
-        for start in _head_rows(attn, head):
+        query, value, key = _head_rows(attn, head)
+        for start in (query, key):
             mask_for(attn.qkv_proj.weight)[start : start + head_dim] = 0.0
-        mask_for(attn.out_proj.weight)[:, head * head_dim : (head + 1) * head_dim] = 0.0
+        if (layer, head) == heads.previous_token:  # what it writes is what the keys read
+            mask_for(attn.qkv_proj.weight)[value : value + head_dim] = 0.0
+            mask_for(attn.out_proj.weight)[:, head * head_dim : (head + 1) * head_dim] = 0.0
     for parameter, mask in masks.items():
         parameter.register_hook(lambda grad, mask=mask: grad * mask.to(grad.device))
 

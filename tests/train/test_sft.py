@@ -178,9 +178,14 @@ def test_finetune_keeps_a_hand_written_induction_circuit_fixed(tokenizer, data_f
     class Attn:  # the layout arithmetic of _head_rows, for a 256-wide, 8-head block
         head_dim, embed_dim, mp_num = 32, 256, 4
 
-    for head in (0, 1):
-        for row in _head_rows(Attn, head):
+    for head in (0, 1):  # where the induction heads look stays; how loudly they copy trains
+        query, value, key = _head_rows(Attn, head)
+        for row in (query, key):
             assert torch.equal(before[qkv][row : row + 32], after[qkv][row : row + 32])
+        assert not torch.equal(before[qkv][value : value + 32], after[qkv][value : value + 32])
+    prev = "transformer.h.0.attn.qkv_proj.weight"
+    for row in _head_rows(Attn, 0):  # the previous-token head is kept whole
+        assert torch.equal(before[prev][row : row + 32], after[prev][row : row + 32])
     q_other, _, _ = _head_rows(Attn, 5)
     assert not torch.equal(before[qkv][q_other : q_other + 32], after[qkv][q_other : q_other + 32])
     assert not torch.equal(before["lm_head.weight"], after["lm_head.weight"])
