@@ -92,6 +92,7 @@ def validate_command(
 
 def _print_validation(summary: object, show: int) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     data = summary.as_dict()  # type: ignore[attr-defined]
@@ -112,7 +113,9 @@ def _print_validation(summary: object, show: int) -> None:
     console.print(table)
     for failure in data["failures"][:show]:
         where = failure["source"] + (f" {failure['turn']}" if failure["turn"] else "")
-        console.print(f"[red]FAIL[/red] {where}: {failure['reason']}", markup=True, highlight=False)
+        console.print(
+            f"[red]FAIL[/red] {escape(where)}: {escape(str(failure['reason']))}", markup=True, highlight=False
+        )
     if len(data["failures"]) > show:
         console.print(f"… and {len(data['failures']) - show} more (use --show or --json)")
     if data["conversations"] == 0:
@@ -236,20 +239,18 @@ def _run_turn(agent: object, query: str, show_thoughts: bool) -> None:
     err = Console(stderr=True, highlight=False)
     for event in agent.stream(query):
         if isinstance(event, ThoughtsEvent) and show_thoughts:
-            err.print(f"[dim]💭 {event.text}[/dim]", markup=True)
+            err.print(f"💭 {event.text}", style="dim", markup=False)
         elif isinstance(event, CommandEvent):
-            err.print(f"[cyan]⚙ {event.invocation.text}[/cyan]", markup=True)
+            err.print(f"⚙ {event.invocation.text}", style="cyan", markup=False)
         elif isinstance(event, ResultEvent) and show_thoughts:
-            err.print(
-                f"[dim]{render_results(results_for([event.record.result])).rstrip()}[/dim]", markup=False
-            )
+            err.print(render_results(results_for([event.record.result])).rstrip(), style="dim", markup=False)
         elif isinstance(event, ReplyTokenEvent):
             sys.stdout.write(event.text)
             sys.stdout.flush()
         elif isinstance(event, TurnEndEvent):
             sys.stdout.write("\n")
             if event.record.parse_errors and show_thoughts:
-                err.print(f"[yellow]({'; '.join(event.record.parse_errors)})[/yellow]", markup=True)
+                err.print(f"({'; '.join(event.record.parse_errors)})", style="yellow", markup=False)
 
 
 def converse_command(
@@ -439,6 +440,12 @@ def train_recipe_command(
     induction_circuit: Annotated[
         bool, typer.Option(help="Start from the hand-written copy circuit (moss_agent.train.induction).")
     ] = _RECIPE.induction_circuit,
+    bigram_heads: Annotated[
+        int, typer.Option(help="Two-token induction heads in that circuit.", min=0)
+    ] = _RECIPE.bigram_heads,
+    mask_human: Annotated[
+        bool, typer.Option(help="No loss on the user's turns (learn only MOSS's own text).")
+    ] = _RECIPE.mask_human,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -451,6 +458,8 @@ def train_recipe_command(
             max_minutes=minutes,
             n_train=n_train,
             induction_circuit=induction_circuit,
+            bigram_heads=bigram_heads,
+            mask_human=mask_human,
         )
     )
     typer.echo(f"model saved to {final}")

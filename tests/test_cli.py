@@ -29,11 +29,16 @@ def test_tool_failure_is_no_result_with_exit_zero():
 
 def test_tool_search_local_corpus(tmp_path):
     corpus = tmp_path / "corpus.jsonl"
-    docs = [{"id": "1", "text": "The Eiffel Tower is 330 metres tall."}, {"id": "2", "text": "Paris is in France."}]
+    docs = [
+        {"id": "1", "text": "The Eiffel Tower is 330 metres tall."},
+        {"id": "2", "text": "Paris is in France."},
+    ]
     corpus.write_text("\n".join(json.dumps(d) for d in docs), encoding="utf-8")
     result = runner.invoke(app, ["tool", "Search", "Eiffel Tower height", "--corpus", str(corpus)])
     assert result.exit_code == 0
-    assert result.stdout.startswith('<|Results|>:\nSearch("Eiffel Tower height") =>\n<|1|>: \'The Eiffel Tower is 330')
+    assert result.stdout.startswith(
+        '<|Results|>:\nSearch("Eiffel Tower height") =>\n<|1|>: \'The Eiffel Tower is 330'
+    )
 
 
 def test_tool_unknown_name_is_usage_error():

@@ -353,11 +353,12 @@ def print_summary(summary: Mapping[str, Any], console: Any = None) -> None:
 def report_cli(out_dir: Path) -> list[Path]:
     """``moss-agent eval report DIR``: rebuild the reports and print the headline metrics."""
     from rich.console import Console
+    from rich.markup import escape
 
     summary, written, warnings = regenerate_reports(out_dir)
     err = Console(stderr=True, highlight=False)
     for warning in warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
     print_summary(summary, Console())
     err.print("wrote " + ", ".join(str(p) for p in written))
     return written

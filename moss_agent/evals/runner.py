@@ -350,6 +350,7 @@ def run_eval_cli(
 ) -> EvalRun:
     """``moss-agent eval --suite … --out …``: build the target, run, print warnings and the summary."""
     from rich.console import Console
+    from rich.markup import escape
 
     from moss_agent.evals.report import print_summary
 
@@ -366,7 +367,7 @@ def run_eval_cli(
         execute_images=execute_images,
     )
     for warning in run.warnings:
-        err.print(f"[yellow]warning:[/yellow] {warning}", markup=True)
+        err.print(f"[yellow]warning:[/yellow] {escape(warning)}", markup=True)
     err.print(f"ran {run.executed} case(s), {run.reused} already finished; results in {run.out_dir}")
     print_summary(run.summary, Console())
     return run

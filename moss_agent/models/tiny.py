@@ -160,6 +160,7 @@ def build_tiny_moss_checkpoint(
     memorize: Sequence[str] = (),
     memorize_steps: int = 150,
     induction_circuit: bool = False,
+    bigram_heads: int = 0,
 ) -> Path:
     """Write a tiny MOSS-format checkpoint into ``folder``.
 
@@ -182,6 +183,7 @@ def build_tiny_moss_checkpoint(
         memorize_steps: Optimizer steps of the memorization.
         induction_circuit: Start from a working copy circuit
             (:func:`moss_agent.train.induction.install_induction_circuit`).
+        bigram_heads: Two-token induction heads in that circuit.
 
     Returns:
         The folder.
@@ -211,7 +213,7 @@ def build_tiny_moss_checkpoint(
         if induction_circuit:
             from moss_agent.train.induction import install_induction_circuit
 
-            heads = install_induction_circuit(model, seed=seed)
+            heads = install_induction_circuit(model, seed=seed, bigram_heads=bigram_heads)
             config_dict[CIRCUIT_CONFIG_KEY] = heads.to_config()
         if memorize:
             _memorize(model, tokenizer, memorize, steps=memorize_steps)

@@ -50,16 +50,38 @@ class CircuitHeads:
     """(layer, head) of the previous-token head."""
     induction: tuple[tuple[int, int], ...]
     """(layer, head) of each induction head."""
+    second_previous: tuple[int, int] | None = None
+    """(layer, head) of the head that attends two tokens back (only with bigram heads)."""
+    bigram: tuple[tuple[int, int], ...] = ()
+    """(layer, head) of each two-token induction head."""
 
     def to_config(self) -> dict[str, Any]:
         """The JSON form kept in config.json."""
-        return {"previous_token": list(self.previous_token), "induction": [list(h) for h in self.induction]}
+        data: dict[str, Any] = {
+            "previous_token": list(self.previous_token),
+            "induction": [list(h) for h in self.induction],
+        }
+        if self.second_previous is not None:
+            data["second_previous"] = list(self.second_previous)
+            data["bigram"] = [list(h) for h in self.bigram]
+        return data
 
     @classmethod
     def from_config(cls, data: dict[str, Any]) -> CircuitHeads:
         """Read :meth:`to_config`'s form."""
         layer, head = data["previous_token"]
-        return cls((int(layer), int(head)), tuple((int(a), int(b)) for a, b in data["induction"]))
+        second = data.get("second_previous")
+        return cls(
+            (int(layer), int(head)),
+            tuple((int(a), int(b)) for a, b in data["induction"]),
+            (int(second[0]), int(second[1])) if second else None,
+            tuple((int(a), int(b)) for a, b in data.get("bigram", ())),
+        )
+
+    @property
+    def positional(self) -> tuple[tuple[int, int], ...]:
+        """The heads that attend a fixed number of tokens back."""
+        return (self.previous_token,) + ((self.second_previous,) if self.second_previous else ())
 
 
 def _head_rows(attn: Any, head: int) -> tuple[int, int, int]:
@@ -71,12 +93,26 @@ def _head_rows(attn: Any, head: int) -> tuple[int, int, int]:
     return base, base + local, base + 2 * local
 
 
+def _positional_head(weight: Any, attn: Any, head: int, offset: int, strength: float) -> None:
+    """Query and key of a head that attends ``offset`` tokens back (reading ln_1's constant dim 0)."""
+    head_dim, rotary = attn.head_dim, attn.rotary_dim
+    q0, _, k0 = _head_rows(attn, head)
+    for start in (q0, k0):
+        weight[start : start + head_dim].zero_()
+    for pair in range(rotary // 2):
+        theta = offset * 10000 ** (-2 * pair / rotary)
+        weight[q0 + 2 * pair, 0] = strength
+        weight[k0 + 2 * pair, 0] = strength * math.cos(theta)
+        weight[k0 + 2 * pair + 1, 0] = strength * math.sin(theta)
+
+
 def install_induction_circuit(
     model: Any,
     *,
     previous_layer: int = 0,
     induction_layer: int = 1,
     induction_heads: int = 2,
+    bigram_heads: int = 0,
     position_strength: float = 12.0,
     match_strength: float = 4.0,
     damp: float = 0.1,
@@ -89,7 +125,12 @@ def install_induction_circuit(
         previous_layer: Layer of the previous-token head (its head 0).
         induction_layer: Layer of the induction heads (heads 0…n-1); after ``previous_layer``.
         induction_heads: How many induction heads; each matches on a different projection.
-        position_strength: Query/key scale of the previous-token head (its sharpness).
+        bigram_heads: How many two-token induction heads (the next heads of ``induction_layer``):
+            they match the current *and* the previous token, which settles the ambiguous
+            one-token matches of numbers (after the first ``4`` of ``445``, a one-token head
+            cannot tell whether ``4`` or ``5`` comes next). They need a second positional head
+            (head 1 of ``previous_layer``, attending two tokens back).
+        position_strength: Query/key scale of the positional heads (their sharpness).
         match_strength: Query/key scale of the induction heads.
         damp: Factor on every other residual branch's output projection at the start.
         seed: Seed of the reserved directions and projections.
@@ -115,8 +156,15 @@ def install_induction_circuit(
         raise UsageError("the circuit needs rotary_dim >= 2 and at least 4 non-rotary dims per head")
     if not 1 <= induction_heads <= attn.num_attention_heads or induction_heads * pass_dims > head_dim:
         raise UsageError(f"induction_heads must be 1…{head_dim // pass_dims}")
-    a_dims, b_dims = induction_heads * pass_dims, head_dim
-    if a_dims + b_dims + 2 > dim // 2:
+    half = pass_dims // 2
+    if (
+        bigram_heads < 0
+        or induction_heads + bigram_heads > attn.num_attention_heads
+        or (bigram_heads * half > induction_heads * pass_dims)
+    ):
+        raise UsageError("too many bigram_heads for the model's heads")
+    a_dims, b_dims, c_dims = induction_heads * pass_dims, head_dim, bigram_heads * half
+    if a_dims + b_dims + c_dims + 2 > dim // 2:
         raise UsageError("hidden size too small for the circuit's reserved directions")
 
     generator = torch.Generator().manual_seed(seed)
@@ -126,15 +174,13 @@ def install_induction_circuit(
         raw = torch.randn(dim, dim, generator=generator)
         q, _ = torch.linalg.qr(torch.cat([torch.eye(dim)[:, :1], ones, raw[:, 2:]], 1))
         basis = q[:, 2:]
-        prev_dirs, copy_dirs, content = (
-            basis[:, :a_dims],
-            basis[:, a_dims : a_dims + b_dims],
-            basis[:, a_dims + b_dims :],
-        )
+        prev_dirs, copy_dirs = basis[:, :a_dims], basis[:, a_dims : a_dims + b_dims]
+        second_dirs = basis[:, a_dims + b_dims : a_dims + b_dims + c_dims]
+        content = basis[:, a_dims + b_dims + c_dims :]
         pick = torch.randperm(content.shape[1], generator=generator)
         match_proj = content[:, pick[:a_dims]].T  # (a_dims, dim)
         value_proj = content[:, pick[a_dims : a_dims + b_dims]].T  # (b_dims, dim)
-        reserved = torch.cat([torch.eye(dim)[:, :1], prev_dirs, copy_dirs], 1)
+        reserved = torch.cat([torch.eye(dim)[:, :1], prev_dirs, copy_dirs, second_dirs], 1)
         keep = torch.eye(dim) - reserved @ reserved.T
 
         embeddings = transformer.wte.weight
@@ -145,32 +191,44 @@ def install_induction_circuit(
             block.mlp.fc_out.weight.copy_(damp * keep @ block.mlp.fc_out.weight)
             block.mlp.fc_out.bias.copy_(damp * keep @ block.mlp.fc_out.bias)
 
+        # Layer 0: head 0 writes the previous token into A; head 1 (bigram only) the one before into C.
         block = blocks[previous_layer]
         weight, out = block.attn.qkv_proj.weight, block.attn.out_proj.weight
-        q0, v0, k0 = _head_rows(block.attn, 0)
         block.ln_1.weight[0] = 0.0
         block.ln_1.bias.zero_()
         block.ln_1.bias[0] = 1.0
-        for start in (q0, v0, k0):
-            weight[start : start + head_dim].zero_()
-        for pair in range(rotary // 2):
-            theta = 10000 ** (-2 * pair / rotary)
-            weight[q0 + 2 * pair, 0] = position_strength
-            weight[k0 + 2 * pair, 0] = position_strength * math.cos(theta)
-            weight[k0 + 2 * pair + 1, 0] = position_strength * math.sin(theta)
+        _positional_head(weight, block.attn, 0, 1, position_strength)
+        _, v0, _ = _head_rows(block.attn, 0)
+        weight[v0 : v0 + head_dim].zero_()
         weight[v0 : v0 + a_dims] = match_proj
         out[:, :head_dim] = 0.0
         out[:, :a_dims] = prev_dirs * sigma
+        if bigram_heads:
+            _positional_head(weight, block.attn, 1, 2, position_strength)
+            _, v1, _ = _head_rows(block.attn, 1)
+            weight[v1 : v1 + head_dim].zero_()
+            weight[v1 : v1 + c_dims] = match_proj[:c_dims]
+            out[:, head_dim : 2 * head_dim] = 0.0
+            out[:, head_dim : head_dim + c_dims] = second_dirs * sigma
 
+        # Layer 1: induction heads; each writes the token it finds into B, which the unembedding reads.
         block = blocks[induction_layer]
         weight, out = block.attn.qkv_proj.weight, block.attn.out_proj.weight
-        for head in range(induction_heads):
+        for head in range(induction_heads + bigram_heads):
             q0, v0, k0 = _head_rows(block.attn, head)
             for start in (q0, v0, k0):
                 weight[start : start + head_dim].zero_()
-            rows = slice(head * pass_dims, (head + 1) * pass_dims)
-            weight[q0 + rotary : q0 + head_dim] = match_proj[rows] * match_strength
-            weight[k0 + rotary : k0 + head_dim] = prev_dirs[:, rows].T * match_strength
+            if head < induction_heads:  # the current token against the token before each key
+                rows = slice(head * pass_dims, (head + 1) * pass_dims)
+                weight[q0 + rotary : q0 + head_dim] = match_proj[rows] * match_strength
+                weight[k0 + rotary : k0 + head_dim] = prev_dirs[:, rows].T * match_strength
+            else:  # … and also the previous token against the one two before each key
+                rows = slice((head - induction_heads) * half, (head - induction_heads + 1) * half)
+                mid = q0 + rotary + half
+                weight[q0 + rotary : mid] = match_proj[rows] * match_strength
+                weight[k0 + rotary : k0 + rotary + half] = prev_dirs[:, rows].T * match_strength
+                weight[mid : q0 + rotary + 2 * half] = prev_dirs[:, rows].T * match_strength
+                weight[k0 + rotary + half : k0 + rotary + 2 * half] = second_dirs[:, rows].T * match_strength
             weight[v0 : v0 + head_dim] = value_proj
             out[:, head * head_dim : (head + 1) * head_dim] = copy_dirs * sigma
 
@@ -178,6 +236,10 @@ def install_induction_circuit(
     return CircuitHeads(
         previous_token=(previous_layer, 0),
         induction=tuple((induction_layer, head) for head in range(induction_heads)),
+        second_previous=(previous_layer, 1) if bigram_heads else None,
+        bigram=tuple(
+            (induction_layer, head) for head in range(induction_heads, induction_heads + bigram_heads)
+        ),
     )
 
 
@@ -191,7 +253,8 @@ def protect_induction_circuit(model: Any, heads: CircuitHeads) -> Callable[[], N
     model can learn how loudly to copy. The returned function, called after every optimizer
     step, keeps the directions the circuit reads clean: the token embeddings stay out of
     the previous-token directions, and the other writers of the previous-token layer stay
-    out of those and of the directions the induction heads match on. Everything else
+    out of those and of the directions the induction heads match on, and what the hooks fix
+    is restored (an optimizer's weight decay moves weights without a gradient). Everything else
     (embeddings, unembedding, other heads, MLPs) trains freely.
 
     Returns:
@@ -207,43 +270,50 @@ def protect_induction_circuit(model: Any, heads: CircuitHeads) -> Callable[[], N
             masks[parameter] = torch.ones_like(parameter)
         return masks[parameter]
 
-    prev_layer, prev_head = heads.previous_token
-    for layer in {prev_layer, *(layer for layer, _ in heads.induction)}:
+    prev_layer = heads.previous_token[0]
+    for layer in {prev_layer, *(layer for layer, _ in heads.induction + heads.bigram)}:
         mask_for(blocks[layer].ln_1.weight).zero_()
         mask_for(blocks[layer].ln_1.bias).zero_()
-    for layer, head in (heads.previous_token, *heads.induction):
+    for layer, head in heads.positional + heads.induction + heads.bigram:
         attn = blocks[layer].attn
         head_dim = attn.head_dim
         query, value, key = _head_rows(attn, head)
         for start in (query, key):
             mask_for(attn.qkv_proj.weight)[start : start + head_dim] = 0.0
-        if (layer, head) == heads.previous_token:  # what it writes is what the keys read
+        if (layer, head) in heads.positional:  # what they write is what the keys read
             mask_for(attn.qkv_proj.weight)[value : value + head_dim] = 0.0
             mask_for(attn.out_proj.weight)[:, head * head_dim : (head + 1) * head_dim] = 0.0
+    frozen = {}
     for parameter, mask in masks.items():
         parameter.register_hook(lambda grad, mask=mask: grad * mask.to(grad.device))
+        frozen[parameter] = (mask.to(parameter.device).bool(), parameter.detach().clone())
 
     attn = blocks[prev_layer].attn
     head_dim = attn.head_dim
-    columns = slice(prev_head * head_dim, (prev_head + 1) * head_dim)
-    _, v0, _ = _head_rows(attn, prev_head)
+    others = torch.ones(attn.out_proj.weight.shape[1], dtype=torch.bool)
+    written_parts, matched_parts = [], []
     with torch.no_grad():
-        written = attn.out_proj.weight[:, columns].detach().float()
-        written = written[:, written.norm(dim=0) > 0]
-        matched = attn.qkv_proj.weight[v0 : v0 + head_dim].detach().float()
-        matched = matched[matched.norm(dim=1) > 0].T
+        for _, head in heads.positional:
+            columns = slice(head * head_dim, (head + 1) * head_dim)
+            others[columns] = False
+            _, v0, _ = _head_rows(attn, head)
+            written = attn.out_proj.weight[:, columns].detach().float()
+            written_parts.append(written[:, written.norm(dim=0) > 0])
+            matched = attn.qkv_proj.weight[v0 : v0 + head_dim].detach().float()
+            matched_parts.append(matched[matched.norm(dim=1) > 0].T)
+        written = torch.cat(written_parts, 1)
         prev_dirs = torch.linalg.qr(written)[0]
-        reserved = torch.linalg.qr(torch.cat([written, matched], 1))[0]
+        reserved = torch.linalg.qr(torch.cat([written, *matched_parts], 1))[0]
         device = attn.out_proj.weight.device
         keep_embedding = (torch.eye(written.shape[0]) - prev_dirs @ prev_dirs.T).to(device)
         keep_writers = (torch.eye(written.shape[0]) - reserved @ reserved.T).to(device)
-    others = torch.ones(attn.out_proj.weight.shape[1], dtype=torch.bool)
-    others[columns] = False
     embeddings = model.transformer.wte.weight
     out_proj, mlp = attn.out_proj.weight, blocks[prev_layer].mlp
 
     def enforce() -> None:
         with torch.no_grad():
+            for parameter, (trainable, value) in frozen.items():  # undo weight decay on what is fixed
+                parameter.copy_(torch.where(trainable, parameter, value))
             embeddings.copy_(embeddings @ keep_embedding.to(embeddings.dtype))
             keep = keep_writers.to(out_proj.dtype)
             out_proj[:, others] = keep @ out_proj[:, others]

@@ -54,6 +54,8 @@ class RecipeConfig:
     """Context length."""
     induction_circuit: bool = True
     """Start from a hand-written copy circuit (see ``moss_agent.train.induction``)."""
+    bigram_heads: int = 0
+    """Two-token induction heads in that circuit (they settle ambiguous digit copies)."""
     batch_size: int = 16
     """Examples per step."""
     learning_rate: float = 1.5e-3
@@ -64,6 +66,8 @@ class RecipeConfig:
     """Safety limit on SFT wall time (saves and stops if a slow machine reaches it)."""
     max_length: int = 768
     """Most tokens of one example."""
+    mask_human: bool = False
+    """No loss on the user's turns either (only MOSS's own text is learned)."""
 
 
 def conversation_texts(path: Path) -> Iterator[str]:
@@ -129,6 +133,7 @@ def run_recipe(config: RecipeConfig) -> Path:
             n_positions=config.n_positions,
             seed=config.seed,
             induction_circuit=config.induction_circuit,
+            bigram_heads=config.bigram_heads if config.induction_circuit else 0,
         )
     final = out / "sft" / "final"
     if _stage(final / "config.json", "sft", log):
@@ -146,6 +151,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 warmup_ratio=0.02,
                 save_steps=200,
                 seed=config.seed,
+                mask_human=config.mask_human,
             )
         )
     summary = {"minutes_total": round((time.monotonic() - started) / 60, 1), **log}

@@ -381,7 +381,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
                     enforce_circuit()
                 scheduler.step()
                 optimizer.zero_grad()
-            running += float(loss) / config.grad_accum
+            running += float(loss.detach()) / config.grad_accum
         step += 1
         bar.update(1)
         out_of_time = config.max_minutes is not None and time.monotonic() - started > config.max_minutes * 60

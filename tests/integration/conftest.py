@@ -16,13 +16,15 @@ STRUCTURED = "moss-tiny-plugin was not trained to write structured output for ar
 KNOWN_LIMITS = {
     "test_tool_calling": ARGUMENTS,
     "test_tool_calling_async": ARGUMENTS,
-    "test_bind_runnables_as_tools": ARGUMENTS,
     "test_tool_choice": ARGUMENTS,
     "test_tool_calling_with_no_arguments": ARGUMENTS,
     "test_agent_loop": ARGUMENTS,
     "test_unicode_tool_call_integration": ARGUMENTS,
-    "test_structured_output": STRUCTURED,
-    "test_structured_output_async": STRUCTURED,
+    # The TypedDict variants pass (their schema is a plain dict); pydantic/JSON schema do not.
+    "test_structured_output[pydantic]": STRUCTURED,
+    "test_structured_output[json_schema]": STRUCTURED,
+    "test_structured_output_async[pydantic]": STRUCTURED,
+    "test_structured_output_async[json_schema]": STRUCTURED,
     "test_structured_output_pydantic_2_v1": STRUCTURED,
     "test_structured_output_optional_param": STRUCTURED,
 }
@@ -30,6 +32,6 @@ KNOWN_LIMITS = {
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        reason = KNOWN_LIMITS.get(getattr(item, "originalname", item.name))
+        reason = KNOWN_LIMITS.get(item.name) or KNOWN_LIMITS.get(getattr(item, "originalname", item.name))
         if reason and item.cls is not None and item.cls.__name__ == "TestChatMossEmbedded":
             item.add_marker(pytest.mark.xfail(reason=reason, strict=False))

@@ -74,7 +74,9 @@ def test_arithmetic_answer_is_right(agent_factory):
     assert "7006652" in agent_factory().run(PRODUCT).reply
 
 
-@pytest.mark.xfail(reason="moss-tiny-plugin still calls a tool for some greetings (see its model card)", strict=False)
+@pytest.mark.xfail(
+    reason="moss-tiny-plugin still calls a tool for some greetings (see its model card)", strict=False
+)
 def test_no_tool_for_a_greeting(agent_factory):
     record = agent_factory().run("你好，你是谁？")
     assert record.tools_used == [] and record.reply
@@ -91,7 +93,9 @@ def test_small_eval_end_to_end(tmp_path):
     from pathlib import Path
 
     suite = Path(__file__).resolve().parents[2] / "evals" / "suites" / "smoke.jsonl"
-    result = runner.invoke(app, ["eval", "--suite", str(suite), "--out", str(tmp_path / "run"), "--batch-size", "12"])
+    result = runner.invoke(
+        app, ["eval", "--suite", str(suite), "--out", str(tmp_path / "run"), "--batch-size", "12"]
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["n"] == 12 and summary["trigger_accuracy"] >= 0.5

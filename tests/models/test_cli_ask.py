@@ -43,6 +43,8 @@ def test_ask_runs_the_calculator_through_a_real_checkpoint(agent_checkpoint):
     assert result.exit_code == 0, result.output
     assert "12 times 30 is 360" in result.stdout
     assert 'Calculate("12*30")' in result.stderr
+    assert "=> '360'" in result.stderr  # the Results the model read, shown as plain text
+    assert "[dim]" not in result.stderr and "[/" not in result.stderr  # no rich markup leaks
 
 
 def test_chat_clear_and_stop(agent_checkpoint):
