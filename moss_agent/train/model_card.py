@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["render_model_card"]
+__all__ = ["render_model_card", "reproduce_command"]
 
 
 def _pct(value: Any) -> str:
@@ -17,6 +17,23 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def reproduce_command(recipe: dict[str, Any]) -> str:
+    """The ``moss-agent train recipe`` command line that retrains a model of this recipe config."""
+    from moss_agent.train.recipe import RecipeConfig
+
+    default = RecipeConfig(out="")
+    parts = ["moss-agent train recipe --out runs/tiny"]
+    for key, flag in (("seed", "--seed"), ("max_steps", "--steps"), ("n_train", "--n-train")):
+        if key in recipe and recipe[key] != getattr(default, key):
+            parts.append(f"{flag} {recipe[key]}")
+    for key, flag in (("induction_circuit", "induction-circuit"), ("mask_human", "mask-human")):
+        if key in recipe and bool(recipe[key]) != getattr(default, key):
+            parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
+    if recipe.get("bigram_heads", default.bigram_heads) != default.bigram_heads:
+        parts.append(f"--bigram-heads {recipe['bigram_heads']}")
+    return " ".join(parts)
 
 
 def render_model_card(
@@ -73,11 +90,19 @@ def render_model_card(
         "## Training",
         "",
         "- Initialisation: random, plus a hand-written induction circuit (a previous-token head in layer 0,"
-        " two induction heads in layer 1, `moss_agent.train.induction`) so that copying numbers and names"
-        " does not wait for gradient descent to discover it; every weight is trained."
+        " two induction heads in layer 1"
+        + (
+            f", {recipe['bigram_heads']} two-token induction heads reading a second positional head"
+            if recipe.get("bigram_heads")
+            else ""
+        )
+        + ", `moss_agent.train.induction`) so that copying numbers and names does not wait for gradient"
+        " descent to discover it; the positional heads and where the induction heads look stay fixed, the rest trains."
         if recipe.get("induction_circuit")
         else "- Initialisation: random.",
-        f"- SFT with MOSS's loss mask (no loss on the meta instruction or the Results content), "
+        "- SFT with MOSS's loss mask (no loss on the meta instruction or the Results content"
+        + ("; none on the user's turns either" if recipe.get("mask_human") else "")
+        + f"), "
         f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
         f"{recipe['learning_rate']}, cosine decay.",
         f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up; "
@@ -113,7 +138,7 @@ def render_model_card(
         if extra is not None:
             lines.insert(-1, f"| final answer right (Calculate/Solve cases) | {_pct(extra)} |")
     lines += [
-        "Greedy decoding. Reproduce with `moss-agent train recipe --out runs/tiny` then",
+        f"Greedy decoding. Reproduce with `{reproduce_command(recipe)}` then",
         "`moss-agent eval --suite evals/suites/plugin-basic.jsonl --out runs/basic`.",
         "",
         "Licence: Apache-2.0 (weights and code). The MOSS meta instruction text is from the MOSS project.",

@@ -1,0 +1,66 @@
+"""The model card states what the recipe did: its initialisation, loss mask, time, scores, and how to redo it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from moss_agent.train.model_card import render_model_card, reproduce_command
+from moss_agent.train.recipe import RecipeConfig
+
+
+def recipe_run(tmp_path: Path, **changes: object) -> Path:
+    config = {**RecipeConfig(out=str(tmp_path)).__dict__, **changes}
+    (tmp_path / "recipe_config.json").write_text(json.dumps(config))
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset_info.json").write_text(
+        json.dumps({"counts": {"train": {"conversations": 9}}})
+    )
+    (tmp_path / "sft").mkdir()
+    log = [  # a run stopped after 600 s and resumed: its clock restarted
+        {"step": 20, "loss": 2.0, "lr": 1e-3, "elapsed_s": 300.0},
+        {"step": 40, "loss": 1.0, "lr": 1e-3, "elapsed_s": 600.0},
+        {"step": 60, "loss": 0.5, "lr": 1e-3, "elapsed_s": 120.0},
+        {"checkpoint": "step-60", "step": 60, "eval_loss": 0.75},
+    ]
+    (tmp_path / "sft" / "train_log.jsonl").write_text("\n".join(json.dumps(r) for r in log) + "\n")
+    return tmp_path
+
+
+SUMMARY = {
+    "n": 10,
+    "trigger_accuracy": 0.9,
+    "argument_accuracy": 0.5,
+    "answer_accuracy": 0.25,
+    "end_to_end_accuracy": 0.4,
+    "answer_accuracy_calc_solve": 0.125,
+}
+
+
+def test_the_card_of_the_default_recipe(tmp_path):
+    card = render_model_card(
+        recipe_run(tmp_path),
+        heldout_summary=SUMMARY,
+        suite_summary=None,
+        parameters=6_230_000,
+        weights_mb=12.5,
+    )
+    assert "Parameters: 6.23 M; weights 12.5 MB" in card
+    assert "60 steps of batch 16" in card and "Wall time of SFT: 12.0 min" in card  # 600 s + 120 s
+    assert "hand-written induction circuit" in card and "two-token" not in card
+    assert "user's turns" not in card
+    assert "| tool choice (incl. no call) | 90.0 % |" in card
+    assert "| final answer right (Calculate/Solve cases) | 12.5 % |" in card
+    assert "plugin-basic" not in card.split("## Scores")[1].split("Greedy")[0]  # no suite, no table
+    assert "`moss-agent train recipe --out runs/tiny` then" in card
+
+
+def test_the_card_names_what_differs_from_the_defaults(tmp_path):
+    run = recipe_run(tmp_path, bigram_heads=4, mask_human=True, max_steps=900)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "4 two-token induction heads" in card and "none on the user's turns either" in card
+    assert "moss-agent train recipe --out runs/tiny --steps 900 --mask-human --bigram-heads 4" in card
+    random_init = json.loads((run / "recipe_config.json").read_text()) | {"induction_circuit": False}
+    assert reproduce_command(random_init) == (
+        "moss-agent train recipe --out runs/tiny --steps 900 --no-induction-circuit --mask-human --bigram-heads 4"
+    )
