@@ -36,6 +36,18 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _recipe_minutes(run_dir: Path) -> str | None:
+    """The whole recipe's wall time, where ``recipe_log.json`` timed every stage."""
+    path = run_dir / "recipe_log.json"
+    stages = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
+    names = ("data", "tokenizer", "init", "sft")
+    if not all("minutes" in stages.get(name, {}) for name in names):
+        return None
+    total = sum(float(stages[name]["minutes"]) for name in names)
+    parts = ", ".join(f"{name} {float(stages[name]['minutes']):.1f}" for name in names)
+    return f"- Wall time of the whole recipe: {total:.1f} min ({parts})."
+
+
 def render_model_card(
     run_dir: Path,
     *,
@@ -105,10 +117,10 @@ def render_model_card(
         + f"), "
         f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
         f"{recipe['learning_rate']}, cosine decay.",
-        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up; "
-        "the whole recipe is in `recipe_log.json`)."
+        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up)."
         if minutes is not None
         else "- Wall time: not recorded.",
+        _recipe_minutes(run_dir),
         f"- Final training loss {losses[-1]['loss']:.4f}; validation loss {evals[-1]['eval_loss']:.4f}."
         if losses and evals
         else "",

@@ -10,6 +10,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -91,13 +92,44 @@ def train_tokenizer(train_file: Path, out: Path, vocab_size: int, *, max_texts: 
     return out
 
 
-def _stage(done: Path, name: str, log: dict[str, Any]) -> bool:
+def _needed(done: Path, name: str) -> bool:
     if done.exists():
         print(f"[recipe] {name}: already done ({done})")  # noqa: T201
         return False
     print(f"[recipe] {name} …")  # noqa: T201
-    log.setdefault("stages", {})[name] = {"started": time.time()}
     return True
+
+
+class RecipeLog:
+    """``recipe_log.json``: the minutes of each stage, added up over resumed runs, written after each."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stages: dict[str, dict[str, Any]] = (
+            json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
+        )
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the stage ``name``; an interrupted stage still records its minutes."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            entry = self.stages.setdefault(name, {})
+            entry["minutes"] = round(float(entry.get("minutes", 0.0)) + (time.monotonic() - started) / 60, 2)
+            entry["runs"] = int(entry.get("runs", 0)) + 1
+            self.write()
+
+    @property
+    def minutes_total(self) -> float:
+        """All stages' minutes."""
+        return round(sum(float(entry.get("minutes", 0.0)) for entry in self.stages.values()), 1)
+
+    def write(self) -> None:
+        """Save the log."""
+        data = {"minutes_total": self.minutes_total, "stages": self.stages}
+        self.path.write_text(json.dumps(data, indent=2))
 
 
 def run_recipe(config: RecipeConfig) -> Path:
@@ -111,51 +143,53 @@ def run_recipe(config: RecipeConfig) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe_config.json").write_text(json.dumps(asdict(config), indent=2))
-    log: dict[str, Any] = {}
+    log = RecipeLog(out / "recipe_log.json")
     data = out / "data"
-    started = time.monotonic()
-    if _stage(data / "dataset_info.json", "data", log):
-        generate_dataset(
-            data, n_train=config.n_train, n_test=config.n_test, n_valid=config.n_valid, seed=config.seed
-        )
-    tokenizer_dir = out / "tokenizer"
-    if _stage(tokenizer_dir / "tokenizer.json", "tokenizer", log):
-        train_tokenizer(data / "train.jsonl", tokenizer_dir, config.vocab_size)
-    init = out / "init"
-    if _stage(init / "config.json", "init", log):
-        build_tiny_moss_checkpoint(
-            init,
-            tokenizer=AutoTokenizer.from_pretrained(tokenizer_dir),
-            n_layer=config.n_layer,
-            n_embd=config.n_embd,
-            n_head=config.n_head,
-            rotary_dim=config.rotary_dim,
-            n_positions=config.n_positions,
-            seed=config.seed,
-            induction_circuit=config.induction_circuit,
-            bigram_heads=config.bigram_heads if config.induction_circuit else 0,
-        )
-    final = out / "sft" / "final"
-    if _stage(final / "config.json", "sft", log):
-        finetune(
-            SFTConfig(
-                model=str(init),
-                data=[str(data / "train.jsonl")],
-                eval_data=[str(data / "valid.jsonl")],
-                output_dir=str(out / "sft"),
-                max_length=config.max_length,
-                batch_size=config.batch_size,
-                learning_rate=config.learning_rate,
-                max_steps=config.max_steps,
-                max_minutes=config.max_minutes,
-                warmup_ratio=0.02,
-                save_steps=200,
-                seed=config.seed,
-                mask_human=config.mask_human,
+    if _needed(data / "dataset_info.json", "data"):
+        with log.stage("data"):
+            generate_dataset(
+                data, n_train=config.n_train, n_test=config.n_test, n_valid=config.n_valid, seed=config.seed
             )
-        )
-    summary = {"minutes_total": round((time.monotonic() - started) / 60, 1), **log}
-    (out / "recipe_log.json").write_text(json.dumps(summary, indent=2, default=str))
+    tokenizer_dir = out / "tokenizer"
+    if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):
+        with log.stage("tokenizer"):
+            train_tokenizer(data / "train.jsonl", tokenizer_dir, config.vocab_size)
+    init = out / "init"
+    if _needed(init / "config.json", "init"):
+        with log.stage("init"):
+            build_tiny_moss_checkpoint(
+                init,
+                tokenizer=AutoTokenizer.from_pretrained(tokenizer_dir),
+                n_layer=config.n_layer,
+                n_embd=config.n_embd,
+                n_head=config.n_head,
+                rotary_dim=config.rotary_dim,
+                n_positions=config.n_positions,
+                seed=config.seed,
+                induction_circuit=config.induction_circuit,
+                bigram_heads=config.bigram_heads if config.induction_circuit else 0,
+            )
+    final = out / "sft" / "final"
+    if _needed(final / "config.json", "sft"):
+        with log.stage("sft"):
+            finetune(
+                SFTConfig(
+                    model=str(init),
+                    data=[str(data / "train.jsonl")],
+                    eval_data=[str(data / "valid.jsonl")],
+                    output_dir=str(out / "sft"),
+                    max_length=config.max_length,
+                    batch_size=config.batch_size,
+                    learning_rate=config.learning_rate,
+                    max_steps=config.max_steps,
+                    max_minutes=config.max_minutes,
+                    warmup_ratio=0.02,
+                    save_steps=200,
+                    seed=config.seed,
+                    mask_human=config.mask_human,
+                )
+            )
+    log.write()
     return final
 
 

@@ -53,6 +53,20 @@ def test_the_card_of_the_default_recipe(tmp_path):
     assert "| final answer right (Calculate/Solve cases) | 12.5 % |" in card
     assert "plugin-basic" not in card.split("## Scores")[1].split("Greedy")[0]  # no suite, no table
     assert "`moss-agent train recipe --out runs/tiny` then" in card
+    assert "whole recipe" not in card  # no recipe_log.json: no claim
+
+
+def test_the_card_adds_up_the_recipe_stages(tmp_path):
+    from moss_agent.train.recipe import RecipeLog
+
+    run = recipe_run(tmp_path)
+    log = RecipeLog(run / "recipe_log.json")
+    for name, minutes in (("data", 0.5), ("tokenizer", 1.0), ("init", 0.1), ("sft", 50.0)):
+        log.stages[name] = {"minutes": minutes, "runs": 1}
+    log.write()
+    card = render_model_card(run, heldout_summary=None, suite_summary=None, parameters=1, weights_mb=1.0)
+    assert "Wall time of the whole recipe: 51.6 min (data 0.5, tokenizer 1.0, init 0.1, sft 50.0)." in card
+    assert RecipeLog(run / "recipe_log.json").minutes_total == 51.6
 
 
 def test_the_card_names_what_differs_from_the_defaults(tmp_path):
