@@ -36,6 +36,18 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _split_lines(info: dict[str, Any]) -> list[str]:
+    """The generator's statistics of each split, as readable lines."""
+    lines = []
+    for name, split in (info.get("splits") or {}).items():
+        parts = [f"{split.get('conversations', '?')} conversations, {split.get('turns', '?')} turns"]
+        for key, label in (("by_intent", "intents"), ("by_lang", "languages"), ("calls_by_tool", "calls")):
+            if isinstance(split.get(key), dict):
+                parts.append(f"{label}: " + ", ".join(f"{k} {v}" for k, v in split[key].items()))
+        lines.append(f"- Split `{name}`: " + "; ".join(parts) + ".")
+    return lines
+
+
 def _recipe_minutes(run_dir: Path) -> str | None:
     """The whole recipe's wall time, where ``recipe_log.json`` timed every stage."""
     path = run_dir / "recipe_log.json"
@@ -97,7 +109,7 @@ def render_model_card(
         "  conversations. Results come from running the real tools (calculator, solver, BM25 search over the",
         "  generated corpus). Whole phrasing families are held out for the test split.",
         "- Not trained on MOSS's own data nor on any evaluation suite.",
-        f"- Generator statistics: `{json.dumps(info.get('counts', info.get('splits', {})), ensure_ascii=False)[:300]}`",
+        *_split_lines(info),
         "",
         "## Training",
         "",

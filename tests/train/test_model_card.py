@@ -14,7 +14,7 @@ def recipe_run(tmp_path: Path, **changes: object) -> Path:
     (tmp_path / "recipe_config.json").write_text(json.dumps(config))
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "dataset_info.json").write_text(
-        json.dumps({"counts": {"train": {"conversations": 9}}})
+        json.dumps({"splits": {"train": {"conversations": 9, "turns": 11, "by_lang": {"en": 5, "zh": 4}}}})
     )
     (tmp_path / "sft").mkdir()
     log = [  # a run stopped after 600 s and resumed: its clock restarted
@@ -46,6 +46,7 @@ def test_the_card_of_the_default_recipe(tmp_path):
         weights_mb=12.5,
     )
     assert "Parameters: 6.23 M; weights 12.5 MB" in card
+    assert "- Split `train`: 9 conversations, 11 turns; languages: en 5, zh 4." in card
     assert "60 steps of batch 16" in card and "Wall time of SFT: 12.0 min" in card  # 600 s + 120 s
     assert "hand-written induction circuit" in card and "two-token" not in card
     assert "user's turns" not in card
