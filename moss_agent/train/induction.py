@@ -93,17 +93,30 @@ def _head_rows(attn: Any, head: int) -> tuple[int, int, int]:
     return base, base + local, base + 2 * local
 
 
-def _positional_head(weight: Any, attn: Any, head: int, offset: int, strength: float) -> None:
-    """Query and key of a head that attends ``offset`` tokens back (reading ln_1's constant dim 0)."""
+def _positional_head(
+    block: Any, head: int, offset: int, strength: float, reads: Any, writes: Any, sigma: float
+) -> None:
+    """A head that attends ``offset`` tokens back and writes ``reads`` of that token into ``writes``.
+
+    Its query and key read ln_1's constant dim 0, the key pre-rotated by ``offset`` positions;
+    its value projects the token's embedding with ``reads`` (rows), its output puts the result
+    on the residual directions ``writes`` (columns), scaled like an embedding.
+    """
+    attn = block.attn
+    weight, out = attn.qkv_proj.weight, attn.out_proj.weight
     head_dim, rotary = attn.head_dim, attn.rotary_dim
-    q0, _, k0 = _head_rows(attn, head)
-    for start in (q0, k0):
+    q0, v0, k0 = _head_rows(attn, head)
+    for start in (q0, v0, k0):
         weight[start : start + head_dim].zero_()
     for pair in range(rotary // 2):
         theta = offset * 10000 ** (-2 * pair / rotary)
         weight[q0 + 2 * pair, 0] = strength
         weight[k0 + 2 * pair, 0] = strength * math.cos(theta)
         weight[k0 + 2 * pair + 1, 0] = strength * math.sin(theta)
+    weight[v0 : v0 + reads.shape[0]] = reads
+    columns = head * head_dim
+    out[:, columns : columns + head_dim] = 0.0
+    out[:, columns : columns + writes.shape[1]] = writes * sigma
 
 
 def install_induction_circuit(
@@ -193,23 +206,12 @@ def install_induction_circuit(
 
         # Layer 0: head 0 writes the previous token into A; head 1 (bigram only) the one before into C.
         block = blocks[previous_layer]
-        weight, out = block.attn.qkv_proj.weight, block.attn.out_proj.weight
         block.ln_1.weight[0] = 0.0
         block.ln_1.bias.zero_()
         block.ln_1.bias[0] = 1.0
-        _positional_head(weight, block.attn, 0, 1, position_strength)
-        _, v0, _ = _head_rows(block.attn, 0)
-        weight[v0 : v0 + head_dim].zero_()
-        weight[v0 : v0 + a_dims] = match_proj
-        out[:, :head_dim] = 0.0
-        out[:, :a_dims] = prev_dirs * sigma
+        _positional_head(block, 0, 1, position_strength, match_proj, prev_dirs, sigma)
         if bigram_heads:
-            _positional_head(weight, block.attn, 1, 2, position_strength)
-            _, v1, _ = _head_rows(block.attn, 1)
-            weight[v1 : v1 + head_dim].zero_()
-            weight[v1 : v1 + c_dims] = match_proj[:c_dims]
-            out[:, head_dim : 2 * head_dim] = 0.0
-            out[:, head_dim : head_dim + c_dims] = second_dirs * sigma
+            _positional_head(block, 1, 2, position_strength, match_proj[:c_dims], second_dirs, sigma)
 
         # Layer 1: induction heads; each writes the token it finds into B, which the unembedding reads.
         block = blocks[induction_layer]

@@ -50,8 +50,9 @@ def _split_lines(info: dict[str, Any]) -> list[str]:
 
 def _recipe_minutes(run_dir: Path) -> str | None:
     """The whole recipe's wall time, where ``recipe_log.json`` timed every stage."""
-    path = run_dir / "recipe_log.json"
-    stages = json.loads(path.read_text()).get("stages", {}) if path.exists() else {}
+    from moss_agent.train.recipe import RecipeLog
+
+    stages = RecipeLog(run_dir / "recipe_log.json").stages
     names = ("data", "tokenizer", "init", "sft")
     if not all("minutes" in stages.get(name, {}) for name in names):
         return None
