@@ -406,6 +406,9 @@ def finetune_command(
     typer.echo(f"model saved to {final}")
 
 
+_RECIPE = RecipeConfig(out="")  # the recipe's defaults, shown by --help
+
+
 @train_app.command("data")
 def train_data_command(
     out: Annotated[Path, typer.Option(help="Output folder for train/valid/test JSONL and the corpus.")],
@@ -413,11 +416,17 @@ def train_data_command(
     n_valid: Annotated[int, typer.Option(help="Validation conversations.")] = 300,
     n_test: Annotated[int, typer.Option(help="Held-out test conversations.")] = 1_000,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same bytes).")] = 0,
+    switch_thoughts: Annotated[
+        bool,
+        typer.Option(help="Inner Thoughts quote the needed tool's switch line ('Calculator: enabled; …')."),
+    ] = _RECIPE.switch_thoughts,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
 
-    info = generate_dataset(out, n_train=n_train, n_test=n_test, n_valid=n_valid, seed=seed)
+    info = generate_dataset(
+        out, n_train=n_train, n_test=n_test, n_valid=n_valid, seed=seed, switch_thoughts=switch_thoughts
+    )
     typer.echo(
         json.dumps(
             info if isinstance(info, dict) else getattr(info, "__dict__", str(info)),
@@ -425,9 +434,6 @@ def train_data_command(
             default=str,
         )[:2000]
     )
-
-
-_RECIPE = RecipeConfig(out="")  # the recipe's defaults, shown by --help
 
 
 @train_app.command("recipe")
@@ -446,6 +452,10 @@ def train_recipe_command(
     mask_human: Annotated[
         bool, typer.Option(help="No loss on the user's turns (learn only MOSS's own text).")
     ] = _RECIPE.mask_human,
+    switch_thoughts: Annotated[
+        bool,
+        typer.Option(help="Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."),
+    ] = _RECIPE.switch_thoughts,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -460,6 +470,7 @@ def train_recipe_command(
             induction_circuit=induction_circuit,
             bigram_heads=bigram_heads,
             mask_human=mask_human,
+            switch_thoughts=switch_thoughts,
         )
     )
     typer.echo(f"model saved to {final}")

@@ -19,6 +19,7 @@ from moss_agent.protocol import (
     ResultLayout,
     Results,
     ToolInvocation,
+    builtin_plugins,
     result_for,
     results_for,
 )
@@ -56,6 +57,7 @@ CALC_KINDS = (
     "tri",
     "speed",
 )
+_SWITCH_LABEL = {p.name: p.label for p in builtin_plugins()}
 ARITH_KINDS = {"add", "sub", "mul", "div", "pow", "sqrt", "percent", "mixed"}
 FOLLOWUP_OPS = {"fu_mul": "*", "fu_add": "+", "fu_sub": "-", "fu_div": "/"}
 SEARCH_KINDS = ("population", "founder", "founded", "height", "event_date")
@@ -170,6 +172,9 @@ class TurnBuilder:
         families: The families and the held-out set.
         test: Whether this split draws held-out families.
         solve_cache: Shared cache of solver outputs.
+        switch_thoughts: Start the Inner Thoughts of every built-in tool request by quoting that
+            tool's switch line (``Equation solver: enabled；…``), so whether to call becomes a copy
+            from the meta instruction (which the induction circuit does) instead of a guess.
     """
 
     def __init__(
@@ -179,8 +184,10 @@ class TurnBuilder:
         families: Families,
         test: bool,
         solve_cache: dict[str, str],
+        switch_thoughts: bool = False,
     ) -> None:
         self.world = world
+        self.switch_thoughts = switch_thoughts
         self.search = search
         self.families = families
         self.test = test
@@ -202,6 +209,15 @@ class TurnBuilder:
     def text(rng: random.Random, lang: str, table: str, key: str, **slots: Any) -> str:
         """A random template of ``THOUGHTS``/``REPLIES`` filled with slots."""
         return rng.choice(getattr(TEMPLATES[lang], table)[key]).format(**slots)
+
+    def tool_thoughts(self, lang: str, tool: str, enabled: bool, thoughts: str) -> str:
+        """The Inner Thoughts of a request for a built-in tool, quoting its switch when asked to."""
+        if not self.switch_thoughts:
+            return thoughts
+        if lang == "en" and not thoughts.startswith("I "):
+            thoughts = thoughts[:1].lower() + thoughts[1:]
+        state = "enabled" if enabled else "disabled"
+        return f"{_SWITCH_LABEL[tool]}: {state}{'；' if lang == 'zh' else '; '}{thoughts}"
 
     @staticmethod
     def fill(template: str, lang: str, slots: dict[str, Any]) -> str:
@@ -349,6 +365,7 @@ class TurnBuilder:
         else:
             family, human, expr, s = self.calc_request(rng, lang, kind)
             thoughts = self.text(rng, lang, "THOUGHTS", f"calc.{kind}")
+        thoughts = self.tool_thoughts(lang, "Calculate", True, thoughts)
         invocation = ToolInvocation.call("Calculate", expr)
         result = calculate(expr)
         reply, answers, number = self.calc_reply(rng, lang, kind, expr, result, s)
@@ -407,7 +424,7 @@ class TurnBuilder:
         kind = kind or rng.choice(("linear", "system", "cage", "cage"))
         family, human, eq, s = self.solve_request(rng, lang, kind)
         thought_key = "solve.cage_v" if s.get("sort") == "v" else f"solve.{kind}"
-        thoughts = self.text(rng, lang, "THOUGHTS", thought_key, **s)
+        thoughts = self.tool_thoughts(lang, "Solve", True, self.text(rng, lang, "THOUGHTS", thought_key, **s))
         invocation = ToolInvocation.call("Solve", eq)
         result = self.solve_text(eq)
         results = results_for([result_for(invocation, result, ResultLayout.BLOCK)])
@@ -444,6 +461,7 @@ class TurnBuilder:
             raise RuntimeError(f"search never ranks the asked fact first for {kind}")
         attr = _ATTR[lang][kind]
         thoughts = self.text(rng, lang, "THOUGHTS", "search", entity=fact.entity, attr=attr)
+        thoughts = self.tool_thoughts(lang, "Search", True, thoughts)
         invocation = ToolInvocation.call("Search", fact.query)
         results = results_for([result_for(invocation, snippets, ResultLayout.HITS)])
         reply = self.text(rng, lang, "REPLIES", f"search.{kind}", entity=fact.entity, answer=fact.answer)
@@ -464,7 +482,7 @@ class TurnBuilder:
         family, human, description, subject = self.image_request(rng, lang)
         invocation = ToolInvocation.call("Text2Image", description)
         results = results_for([result_for(invocation, IMAGE_GENERATED, ResultLayout.BLOCK)])
-        thoughts = self.text(rng, lang, "THOUGHTS", "t2i")
+        thoughts = self.tool_thoughts(lang, "Text2Image", True, self.text(rng, lang, "THOUGHTS", "t2i"))
         reply = self.text(rng, lang, "REPLIES", "t2i", subject=subject)
         expect = self.expect("text2image", family, "Text2Image", description)
         return TurnSpec(human, thoughts, (invocation,), results, reply, expect)
@@ -497,7 +515,7 @@ class TurnBuilder:
         else:
             family, human, _, subject = self.image_request(rng, lang)
             slots = {"subject": subject}
-        thoughts = self.text(rng, lang, "THOUGHTS", f"disabled.{tool}")
+        thoughts = self.tool_thoughts(lang, tool, False, self.text(rng, lang, "THOUGHTS", f"disabled.{tool}"))
         reply = self.text(rng, lang, "REPLIES", f"disabled.{tool}", **slots)
         return TurnSpec(human, thoughts, (), Results(), reply, self.expect("disabled", family))
 

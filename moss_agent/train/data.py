@@ -325,7 +325,13 @@ def _search_function(corpus_path: Path) -> Any:
 
 
 def generate_dataset(
-    out_dir: Path, *, n_train: int = 20000, n_test: int = 1000, n_valid: int = 500, seed: int = 0
+    out_dir: Path,
+    *,
+    n_train: int = 20000,
+    n_test: int = 1000,
+    n_valid: int = 500,
+    seed: int = 0,
+    switch_thoughts: bool = False,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -335,6 +341,9 @@ def generate_dataset(
         n_test: Conversations in ``test.jsonl`` (held-out phrasing families only).
         n_valid: Conversations in ``valid.jsonl`` (training families, separate draws).
         seed: Seed of everything random; the same seed writes the same bytes.
+        switch_thoughts: Inner Thoughts of built-in tool requests start by quoting the tool's
+            switch line (``Calculator: enabled; …``). The user turns (and so the test cases)
+            are the same either way.
 
     Returns:
         Where the files are and their statistics.
@@ -355,7 +364,7 @@ def generate_dataset(
     solve_cache: dict[str, str] = {}
     splits: dict[str, Any] = {}
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
-        builder = TurnBuilder(world, search, families, split == "test", solve_cache)
+        builder = TurnBuilder(world, search, families, split == "test", solve_cache, switch_thoughts)
         stats: dict[str, Any] = {}
         _write_split(
             out_dir / f"{split}.jsonl", _Generator(builder), n, random.Random(f"{seed}:{split}"), stats
@@ -368,6 +377,7 @@ def generate_dataset(
         "held_out_families": sorted(families.held_out),
         "corpus_documents": len(world.corpus),
         "intent_weights": INTENT_WEIGHTS,
+        **({"switch_thoughts": True} if switch_thoughts else {}),
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -28,7 +28,11 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
     for key, flag in (("seed", "--seed"), ("max_steps", "--steps"), ("n_train", "--n-train")):
         if key in recipe and recipe[key] != getattr(default, key):
             parts.append(f"{flag} {recipe[key]}")
-    for key, flag in (("induction_circuit", "induction-circuit"), ("mask_human", "mask-human")):
+    for key, flag in (
+        ("induction_circuit", "induction-circuit"),
+        ("mask_human", "mask-human"),
+        ("switch_thoughts", "switch-thoughts"),
+    ):
         if key in recipe and bool(recipe[key]) != getattr(default, key):
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
     if recipe.get("bigram_heads", default.bigram_heads) != default.bigram_heads:
@@ -109,6 +113,15 @@ def render_model_card(
         f"  {recipe['n_train']} training, {recipe['n_valid']} validation, {recipe['n_test']} held-out test",
         "  conversations. Results come from running the real tools (calculator, solver, BM25 search over the",
         "  generated corpus). Whole phrasing families are held out for the test split.",
+        *(
+            [
+                "- The Inner Thoughts of every built-in tool request start by quoting that tool's switch line"
+                " (`Equation solver: enabled; …` or `…: disabled; …`), so whether to call is copied from the"
+                " meta instruction rather than guessed."
+            ]
+            if recipe.get("switch_thoughts")
+            else []
+        ),
         "- Not trained on MOSS's own data nor on any evaluation suite.",
         *_split_lines(info),
         "",

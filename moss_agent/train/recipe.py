@@ -69,6 +69,8 @@ class RecipeConfig:
     """Most tokens of one example."""
     mask_human: bool = False
     """No loss on the user's turns either (only MOSS's own text is learned)."""
+    switch_thoughts: bool = False
+    """Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."""
 
 
 def conversation_texts(path: Path) -> Iterator[str]:
@@ -148,7 +150,12 @@ def run_recipe(config: RecipeConfig) -> Path:
     if _needed(data / "dataset_info.json", "data"):
         with log.stage("data"):
             generate_dataset(
-                data, n_train=config.n_train, n_test=config.n_test, n_valid=config.n_valid, seed=config.seed
+                data,
+                n_train=config.n_train,
+                n_test=config.n_test,
+                n_valid=config.n_valid,
+                seed=config.seed,
+                switch_thoughts=config.switch_thoughts,
             )
     tokenizer_dir = out / "tokenizer"
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):

@@ -243,3 +243,31 @@ def test_search_corpus_is_a_valid_local_corpus(dataset: DatasetInfo) -> None:
     documents = read_corpus(dataset.out_dir / "corpus.jsonl")
     assert len(documents) == dataset.stats["corpus_documents"] > 1000
     assert len({d.id for d in documents}) == len(documents)
+
+
+def test_switch_thoughts_quote_the_switch_line_and_leave_user_turns_alone(
+    dataset: DatasetInfo, tmp_path: Path
+) -> None:
+    quoted = generate_dataset(tmp_path / "switch", seed=0, switch_thoughts=True, **SIZES)
+    assert quoted.stats["switch_thoughts"] is True and "switch_thoughts" not in dataset.stats
+    labels = {p.label: p.name for p in builtin_plugins()}
+    quote = re.compile(r"<\|Inner Thoughts\|>: ([A-Za-z -]+): (enabled|disabled)(?:; |；)")
+    seen = {"enabled": 0, "disabled": 0}
+    for split in SPLITS:
+        for plain, switched in zip(records(dataset, split), records(quoted, split), strict=True):
+            meta = parse_conversation(switched).meta
+            for (a, expect), (b, _) in zip(turns(plain), turns(switched), strict=True):
+                assert a["Human"] == b["Human"] and a["Commands"] == b["Commands"]
+                match = quote.match(b["Inner Thoughts"])
+                builtin_call = [c for c in commands(b).invocations if c.name in labels.values()]
+                if builtin_call or (expect["intent"] == "disabled" and expect["tool"] is None and match):
+                    assert match, b["Inner Thoughts"]
+                    label, state = match.groups()
+                    # the quoted state is the meta instruction's, and the call follows it
+                    assert (labels[label] in meta.enabled) == (state == "enabled")
+                    assert bool(builtin_call) == (state == "enabled")
+                    assert f"- {label}: {state}." in switched["meta_instruction"]
+                    seen[state] += 1
+                else:
+                    assert not match and a["Inner Thoughts"] == b["Inner Thoughts"]
+    assert seen["enabled"] > 100 and seen["disabled"] > 10
