@@ -443,6 +443,9 @@ def train_recipe_command(
     steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = _RECIPE.max_steps,
     minutes: Annotated[float, typer.Option(help="Safety limit on SFT wall time.")] = _RECIPE.max_minutes,
     n_train: Annotated[int, typer.Option(help="Training conversations.")] = _RECIPE.n_train,
+    learning_rate: Annotated[
+        float, typer.Option(help="Peak learning rate of SFT (cosine decay).", min=0.0)
+    ] = _RECIPE.learning_rate,
     induction_circuit: Annotated[
         bool, typer.Option(help="Start from the hand-written copy circuit (moss_agent.train.induction).")
     ] = _RECIPE.induction_circuit,
@@ -467,6 +470,7 @@ def train_recipe_command(
             max_steps=steps,
             max_minutes=minutes,
             n_train=n_train,
+            learning_rate=learning_rate,
             induction_circuit=induction_circuit,
             bigram_heads=bigram_heads,
             mask_human=mask_human,

@@ -25,7 +25,13 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
 
     default = RecipeConfig(out="")
     parts = ["moss-agent train recipe --out runs/tiny"]
-    for key, flag in (("seed", "--seed"), ("max_steps", "--steps"), ("n_train", "--n-train")):
+    numeric = (
+        ("seed", "--seed"),
+        ("max_steps", "--steps"),
+        ("n_train", "--n-train"),
+        ("learning_rate", "--learning-rate"),
+    )
+    for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
             parts.append(f"{flag} {recipe[key]}")
     for key, flag in (
