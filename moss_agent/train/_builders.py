@@ -184,7 +184,7 @@ class TurnBuilder:
         families: Families,
         test: bool,
         solve_cache: dict[str, str],
-        switch_thoughts: bool = False,
+        switch_thoughts: bool = True,
     ) -> None:
         self.world = world
         self.switch_thoughts = switch_thoughts

@@ -331,7 +331,7 @@ def generate_dataset(
     n_test: int = 1000,
     n_valid: int = 500,
     seed: int = 0,
-    switch_thoughts: bool = False,
+    switch_thoughts: bool = True,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -377,7 +377,7 @@ def generate_dataset(
         "held_out_families": sorted(families.held_out),
         "corpus_documents": len(world.corpus),
         "intent_weights": INTENT_WEIGHTS,
-        **({"switch_thoughts": True} if switch_thoughts else {}),
+        "switch_thoughts": switch_thoughts,
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

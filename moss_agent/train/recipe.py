@@ -55,7 +55,7 @@ class RecipeConfig:
     """Context length."""
     induction_circuit: bool = True
     """Start from a hand-written copy circuit (see ``moss_agent.train.induction``)."""
-    bigram_heads: int = 0
+    bigram_heads: int = 4
     """Two-token induction heads in that circuit (they settle ambiguous digit copies)."""
     batch_size: int = 16
     """Examples per step."""
@@ -69,7 +69,7 @@ class RecipeConfig:
     """Most tokens of one example."""
     mask_human: bool = False
     """No loss on the user's turns either (only MOSS's own text is learned)."""
-    switch_thoughts: bool = False
+    switch_thoughts: bool = True
     """Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."""
 
 

@@ -40,10 +40,6 @@ def test_embedded_model_is_small_and_documented():
     assert config["model_type"] == "moss"
 
 
-QUALITY = pytest.mark.xfail(
-    reason="moss-tiny-plugin does not yet copy numbers from the question reliably (see its model card)",
-    strict=False,
-)
 CHICKENS = "鸡兔同笼，共有35个头，94只脚，鸡和兔各有几只？"
 PRODUCT = "What is 1234 multiplied by 5678?"
 
@@ -63,20 +59,24 @@ def test_arithmetic_calls_the_real_calculator(agent_factory):
     assert record.reply
 
 
-@QUALITY
-def test_chickens_and_rabbits_answer_is_right(agent_factory):
+def test_chickens_and_rabbits_call_is_right(agent_factory):
     record = agent_factory().run(CHICKENS)
     assert record.tool_calls[0].result.output == "x = 23\ny = 12"
 
 
-@QUALITY
+@pytest.mark.xfail(
+    reason="moss-tiny-plugin's reply does not yet name the animals and place the solver's numbers reliably",
+    strict=False,
+)
+def test_chickens_and_rabbits_reply_is_right(agent_factory):
+    reply = agent_factory().run(CHICKENS).reply
+    assert "鸡有23只" in reply and "兔有12只" in reply
+
+
 def test_arithmetic_answer_is_right(agent_factory):
     assert "7006652" in agent_factory().run(PRODUCT).reply
 
 
-@pytest.mark.xfail(
-    reason="moss-tiny-plugin still calls a tool for some greetings (see its model card)", strict=False
-)
 def test_no_tool_for_a_greeting(agent_factory):
     record = agent_factory().run("你好，你是谁？")
     assert record.tools_used == [] and record.reply
@@ -86,7 +86,7 @@ def test_readme_main_command_calls_the_tools():
     result = runner.invoke(app, ["ask", CHICKENS, PRODUCT])
     assert result.exit_code == 0, result.output
     assert "Solve(" in result.stderr and "Calculate(" in result.stderr
-    assert "鸡有" in result.stdout
+    assert "只" in result.stdout and "7006652" in result.stdout
 
 
 def test_small_eval_end_to_end(tmp_path):

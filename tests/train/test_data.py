@@ -248,13 +248,13 @@ def test_search_corpus_is_a_valid_local_corpus(dataset: DatasetInfo) -> None:
 def test_switch_thoughts_quote_the_switch_line_and_leave_user_turns_alone(
     dataset: DatasetInfo, tmp_path: Path
 ) -> None:
-    quoted = generate_dataset(tmp_path / "switch", seed=0, switch_thoughts=True, **SIZES)
-    assert quoted.stats["switch_thoughts"] is True and "switch_thoughts" not in dataset.stats
+    quoted, plain_data = dataset, generate_dataset(tmp_path / "plain", seed=0, switch_thoughts=False, **SIZES)
+    assert quoted.stats["switch_thoughts"] is True and plain_data.stats["switch_thoughts"] is False
     labels = {p.label: p.name for p in builtin_plugins()}
     quote = re.compile(r"<\|Inner Thoughts\|>: ([A-Za-z -]+): (enabled|disabled)(?:; |；)")
     seen = {"enabled": 0, "disabled": 0}
     for split in SPLITS:
-        for plain, switched in zip(records(dataset, split), records(quoted, split), strict=True):
+        for plain, switched in zip(records(plain_data, split), records(quoted, split), strict=True):
             meta = parse_conversation(switched).meta
             for (a, expect), (b, _) in zip(turns(plain), turns(switched), strict=True):
                 assert a["Human"] == b["Human"] and a["Commands"] == b["Commands"]

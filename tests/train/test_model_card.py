@@ -48,7 +48,8 @@ def test_the_card_of_the_default_recipe(tmp_path):
     assert "Parameters: 6.23 M; weights 12.5 MB" in card
     assert "- Split `train`: 9 conversations, 11 turns; languages: en 5, zh 4." in card
     assert "60 steps of batch 16" in card and "Wall time of SFT: 12.0 min" in card  # 600 s + 120 s
-    assert "hand-written induction circuit" in card and "two-token" not in card and "switch line" not in card
+    assert "hand-written induction circuit" in card and "4 two-token induction heads" in card
+    assert "quoting that tool's switch line" in card
     assert "user's turns" not in card
     assert "| tool choice (incl. no call) | 90.0 % |" in card
     assert "| final answer right (Calculate/Solve cases) | 12.5 % |" in card
@@ -72,20 +73,20 @@ def test_the_card_adds_up_the_recipe_stages(tmp_path):
 
 def test_the_card_names_what_differs_from_the_defaults(tmp_path):
     run = recipe_run(
-        tmp_path, bigram_heads=4, mask_human=True, max_steps=900, switch_thoughts=True, learning_rate=0.0025
+        tmp_path, bigram_heads=2, mask_human=True, max_steps=900, switch_thoughts=False, learning_rate=0.0025
     )
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
-    assert "4 two-token induction heads" in card and "none on the user's turns either" in card
-    assert "quoting that tool's switch line" in card
+    assert "2 two-token induction heads" in card and "none on the user's turns either" in card
+    assert "switch line" not in card
     assert (
         "moss-agent train recipe --out runs/tiny --steps 900 --learning-rate 0.0025 --mask-human"
-        " --switch-thoughts --bigram-heads 4" in card
+        " --no-switch-thoughts --bigram-heads 2" in card
     )
     random_init = json.loads((run / "recipe_config.json").read_text()) | {
         "induction_circuit": False,
-        "switch_thoughts": False,
+        "bigram_heads": 4,
     }
     assert reproduce_command(random_init) == (
         "moss-agent train recipe --out runs/tiny --steps 900 --learning-rate 0.0025 --no-induction-circuit"
-        " --mask-human --bigram-heads 4"
+        " --mask-human --no-switch-thoughts"
     )
