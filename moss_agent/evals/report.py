@@ -27,6 +27,8 @@ __all__ = [
 ]
 
 MAX_WORST_CASES = 20
+#: Custom tools listed one per row; with more, the report gives them one row together.
+MAX_TOOL_ROWS = 12
 MAX_GENERATION_CHARS = 1500
 MAX_TEXT_CHARS = 600
 
@@ -125,13 +127,18 @@ def _breakdown_table(first: str, groups: Mapping[str, Mapping[str, Any]]) -> lis
     return _table((first, "Cases", *(label for _, label in _RATE_COLUMNS)), rows)
 
 
-def _tool_table(summary: Mapping[str, Any]) -> list[str]:
+def _tool_table(summary: Mapping[str, Any], results: Sequence[CaseResult]) -> list[str]:
+    """One row per expected tool; past :data:`MAX_TOOL_ROWS` custom tools, one row for all of them."""
     per_tool = summary.get("per_tool") or {}
     by_tool = summary.get("by_tool") or {}
     if not per_tool:
         return ["_No cases._"]
+    custom = [tool for tool in per_tool if tool not in CONFUSION_LABELS]
+    grouped = len(custom) > MAX_TOOL_ROWS
     rows = []
     for tool, stats in per_tool.items():
+        if grouped and tool in custom:
+            continue
         group = by_tool.get(tool, {})
         rows.append(
             (
@@ -144,7 +151,33 @@ def _tool_table(summary: Mapping[str, Any]) -> list[str]:
                 _pct(group.get("end_to_end_accuracy")),
             )
         )
+    if grouped:
+        rows.append(_custom_tools_row(set(custom), results))
     return _table(("Tool (expected)", "Support", "Precision", "Recall", "F1", "Args", "End to end"), rows)
+
+
+def _custom_tools_row(custom: set[str], results: Sequence[CaseResult]) -> tuple[Any, ...]:
+    """The custom tools as one class: a call is right when it names the expected custom tool."""
+    scored = [r.scores for r in results if r.error_type != "harness_error"]
+    expected = [s for s in scored if s.expected_label in custom]
+    chosen = [s for s in scored if s.chosen_label in custom]
+    right = sum(1 for s in expected if s.chosen_label == s.expected_label)
+    precision = right / len(chosen) if chosen else None
+    recall = right / len(expected) if expected else None
+    f1 = None
+    if precision is not None and recall is not None:
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    args = [s.arguments for s in expected if s.arguments is not None]
+    end_to_end = [s.end_to_end for s in expected if s.end_to_end is not None]
+    return (
+        f"custom tools ({len(custom)} names)",
+        len(expected),
+        _pct(precision),
+        _pct(recall),
+        _pct(f1),
+        _pct(sum(args) / len(args) if args else None),
+        _pct(sum(end_to_end) / len(end_to_end) if end_to_end else None),
+    )
 
 
 def _error_table(summary: Mapping[str, Any]) -> list[str]:
@@ -218,7 +251,7 @@ def render_report(
     lines += ["## Headline metrics", "", *_headline(summary), ""]
     if plot:
         lines += [f"![Expected vs chosen tool]({plot})", ""]
-    lines += ["## By tool", "", *_tool_table(summary), ""]
+    lines += ["## By tool", "", *_tool_table(summary, results), ""]
     lines += ["## By language", "", *_breakdown_table("Language", summary.get("by_language") or {}), ""]
     lines += ["## By category", "", *_breakdown_table("Category", summary.get("by_category") or {}), ""]
     lines += ["## By error type", "", *_error_table(summary), ""]

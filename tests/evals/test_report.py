@@ -99,3 +99,37 @@ def test_worst_cases_are_capped_grouped_and_fenced_safely():
     assert report.index("### `format_error`") < report.index("### `missed_call`")
     assert "````text\na ``` b" in report and "more characters]" in report
     assert "question \\| 3" in report  # table-safe text
+
+
+def _custom(index: int, expected: str, chosen: str, arguments: bool | None) -> CaseResult:
+    right = expected == chosen
+    error_type = "ok" if right and arguments else "wrong_args" if right else "wrong_tool"
+    return CaseResult(
+        id=f"tool-{index:02d}",
+        case={"messages": [{"role": "user", "content": "use a tool"}]},
+        expected={"tool": expected},
+        scores=CaseScore(
+            trigger=right,
+            arguments=arguments if right else None,
+            end_to_end=error_type == "ok",
+            error_type=error_type,
+            expected_label=expected,
+            chosen_label=chosen,
+        ),
+        error_type=error_type,
+    )
+
+
+def test_many_custom_tools_share_one_row_of_the_tool_table():
+    from moss_agent.evals.report import MAX_TOOL_ROWS
+
+    names = [f"tool_{i}" for i in range(MAX_TOOL_ROWS + 2)]
+    results = [_custom(i, name, name, i % 2 == 0) for i, name in enumerate(names)]
+    results += [_custom(50, names[0], names[1], None), _custom(51, names[2], "None", None)]
+    table = render_report(results, summarize(results)).split("## By tool")[1].split("## By language")[0]
+    assert "`tool_3`" not in table and "`None`" in table
+    # 16 cases expect a custom tool, 14 named it right; 15 named one, 14 of them right;
+    # arguments right in 7 of 14, end to end 7 of 16
+    assert f"| custom tools ({len(names)} names) | 16 | 93.3 % | 87.5 % | 90.3 % | 50.0 % | 43.8 % |" in table
+    few = render_report(results[:3], summarize(results[:3]))
+    assert "`tool_1`" in few and "custom tools" not in few
