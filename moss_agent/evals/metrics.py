@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from moss_agent.evals.records import CONFUSION_LABELS, ERROR_TYPES, OTHER, CaseResult
@@ -21,6 +21,7 @@ __all__ = [
     "mcnemar_exact",
     "percentile",
     "summarize",
+    "tool_group_scores",
     "wilson_interval",
 ]
 
@@ -99,23 +100,38 @@ def _group(results: Sequence[CaseResult], key: Callable[[CaseResult], str | None
     return {name: _breakdown(group) for name, group in sorted(groups.items())}
 
 
+def _class_scores(pairs: Sequence[tuple[str, str]], labels: Collection[str]) -> dict[str, Any]:
+    """Precision, recall, F1 and support of ``labels`` as one class (right: chosen == expected)."""
+    tp = sum(1 for e, c in pairs if e in labels and c == e)
+    predicted = sum(1 for _, c in pairs if c in labels)
+    support = sum(1 for e, _ in pairs if e in labels)
+    precision = tp / predicted if predicted else None
+    recall = tp / support if support else None
+    f1 = (
+        2 * precision * recall / (precision + recall)
+        if precision is not None and recall is not None and precision + recall > 0
+        else (0.0 if precision is not None and recall is not None else None)
+    )
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}
+
+
 def _per_tool(results: Sequence[CaseResult]) -> dict[str, dict[str, Any]]:
     pairs = [(r.scores.expected_label, r.scores.chosen_label) for r in results]
     labels = sorted({label for pair in pairs for label in pair if label != OTHER})
-    table = {}
-    for label in labels:
-        tp = sum(1 for e, c in pairs if e == label and c == label)
-        predicted = sum(1 for _, c in pairs if c == label)
-        support = sum(1 for e, _ in pairs if e == label)
-        precision = tp / predicted if predicted else None
-        recall = tp / support if support else None
-        f1 = (
-            2 * precision * recall / (precision + recall)
-            if precision is not None and recall is not None and precision + recall > 0
-            else (0.0 if precision is not None and recall is not None else None)
-        )
-        table[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-    return table
+    return {label: _class_scores(pairs, {label}) for label in labels}
+
+
+def tool_group_scores(results: Sequence[CaseResult], labels: Collection[str]) -> dict[str, Any]:
+    """Several tools scored as one class: a case is right when it chose the tool it expected.
+
+    Returns:
+        ``precision``, ``recall``, ``f1``, ``support``, and the accuracies of the cases that
+        expect one of ``labels`` (harness errors left out).
+    """
+    scored = [r for r in results if r.error_type != "harness_error"]
+    pairs = [(r.scores.expected_label, r.scores.chosen_label) for r in scored]
+    expecting = [r for r in scored if r.scores.expected_label in labels]
+    return _class_scores(pairs, labels) | _breakdown(expecting)
 
 
 def confusion_counts(results: Iterable[CaseResult]) -> dict[str, dict[str, int]]:

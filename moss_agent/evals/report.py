@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from moss_agent.errors import UsageError
+from moss_agent.evals.metrics import tool_group_scores
 from moss_agent.evals.scoring import CONFUSION_LABELS, ERROR_TYPES, CaseResult, summarize
 
 __all__ = [
@@ -127,57 +128,35 @@ def _breakdown_table(first: str, groups: Mapping[str, Mapping[str, Any]]) -> lis
     return _table((first, "Cases", *(label for _, label in _RATE_COLUMNS)), rows)
 
 
+def _tool_row(name: str, stats: Mapping[str, Any], group: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        name,
+        stats["support"],
+        _pct(stats["precision"]),
+        _pct(stats["recall"]),
+        _pct(stats["f1"]),
+        _pct(group.get("argument_accuracy")),
+        _pct(group.get("end_to_end_accuracy")),
+    )
+
+
 def _tool_table(summary: Mapping[str, Any], results: Sequence[CaseResult]) -> list[str]:
     """One row per expected tool; past :data:`MAX_TOOL_ROWS` custom tools, one row for all of them."""
     per_tool = summary.get("per_tool") or {}
     by_tool = summary.get("by_tool") or {}
     if not per_tool:
         return ["_No cases._"]
-    custom = [tool for tool in per_tool if tool not in CONFUSION_LABELS]
+    custom = {tool for tool in per_tool if tool not in CONFUSION_LABELS}
     grouped = len(custom) > MAX_TOOL_ROWS
-    rows = []
-    for tool, stats in per_tool.items():
-        if grouped and tool in custom:
-            continue
-        group = by_tool.get(tool, {})
-        rows.append(
-            (
-                f"`{tool}`",
-                stats["support"],
-                _pct(stats["precision"]),
-                _pct(stats["recall"]),
-                _pct(stats["f1"]),
-                _pct(group.get("argument_accuracy")),
-                _pct(group.get("end_to_end_accuracy")),
-            )
-        )
+    rows = [
+        _tool_row(f"`{tool}`", stats, by_tool.get(tool, {}))
+        for tool, stats in per_tool.items()
+        if not (grouped and tool in custom)
+    ]
     if grouped:
-        rows.append(_custom_tools_row(set(custom), results))
+        together = tool_group_scores(results, custom)
+        rows.append(_tool_row(f"custom tools ({len(custom)} names)", together, together))
     return _table(("Tool (expected)", "Support", "Precision", "Recall", "F1", "Args", "End to end"), rows)
-
-
-def _custom_tools_row(custom: set[str], results: Sequence[CaseResult]) -> tuple[Any, ...]:
-    """The custom tools as one class: a call is right when it names the expected custom tool."""
-    scored = [r.scores for r in results if r.error_type != "harness_error"]
-    expected = [s for s in scored if s.expected_label in custom]
-    chosen = [s for s in scored if s.chosen_label in custom]
-    right = sum(1 for s in expected if s.chosen_label == s.expected_label)
-    precision = right / len(chosen) if chosen else None
-    recall = right / len(expected) if expected else None
-    f1 = None
-    if precision is not None and recall is not None:
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    args = [s.arguments for s in expected if s.arguments is not None]
-    end_to_end = [s.end_to_end for s in expected if s.end_to_end is not None]
-    return (
-        f"custom tools ({len(custom)} names)",
-        len(expected),
-        _pct(precision),
-        _pct(recall),
-        _pct(f1),
-        _pct(sum(args) / len(args) if args else None),
-        _pct(sum(end_to_end) / len(end_to_end) if end_to_end else None),
-    )
 
 
 def _error_table(summary: Mapping[str, Any]) -> list[str]:
