@@ -412,10 +412,10 @@ _RECIPE = RecipeConfig(out="")  # the recipe's defaults, shown by --help
 @train_app.command("data")
 def train_data_command(
     out: Annotated[Path, typer.Option(help="Output folder for train/valid/test JSONL and the corpus.")],
-    n_train: Annotated[int, typer.Option(help="Training conversations.")] = 24_000,
-    n_valid: Annotated[int, typer.Option(help="Validation conversations.")] = 300,
-    n_test: Annotated[int, typer.Option(help="Held-out test conversations.")] = 1_000,
-    seed: Annotated[int, typer.Option(help="Seed (same seed, same bytes).")] = 0,
+    n_train: Annotated[int, typer.Option(help="Training conversations.")] = _RECIPE.n_train,
+    n_valid: Annotated[int, typer.Option(help="Validation conversations.")] = _RECIPE.n_valid,
+    n_test: Annotated[int, typer.Option(help="Held-out test conversations.")] = _RECIPE.n_test,
+    seed: Annotated[int, typer.Option(help="Seed (same seed, same bytes).")] = _RECIPE.seed,
     switch_thoughts: Annotated[
         bool,
         typer.Option(help="Inner Thoughts quote the needed tool's switch line ('Calculator: enabled; …')."),
