@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -503,6 +503,11 @@ def eval_command(
     execute_images: Annotated[bool, typer.Option(help="Really run Text2Image.")] = False,
     sample: Annotated[bool, typer.Option(help="Sample with MOSS's defaults (default: greedy).")] = False,
     max_new_tokens: Annotated[int, typer.Option(help="Most tokens per generation.")] = 256,
+    dtype: DtypeOption = "auto",
+    device: DeviceOption = "auto",
+    device_map: DeviceMapOption = None,
+    load_in_8bit: Annotated[bool, typer.Option(help="8-bit weights (CUDA, bitsandbytes).")] = False,
+    load_in_4bit: Annotated[bool, typer.Option(help="4-bit weights (CUDA, bitsandbytes).")] = False,
 ) -> None:
     """Run (or resume) an eval suite; subcommands compare runs and rebuild reports."""
     if ctx.invoked_subcommand is not None:
@@ -524,9 +529,24 @@ def eval_command(
             execute_images=execute_images,
             sample=sample,
             max_new_tokens=max_new_tokens,
+            loading=_changed_loading(dtype, device, device_map, load_in_8bit, load_in_4bit),
         )
     except MossAgentError as exc:
         raise _fail(str(exc)) from exc
+
+
+def _changed_loading(
+    dtype: str, device: str, device_map: str | None, load_in_8bit: bool, load_in_4bit: bool
+) -> dict[str, Any]:
+    """The loading options given on the command line (the defaults left out)."""
+    given = {
+        "dtype": dtype if dtype != "auto" else None,
+        "device": device if device != "auto" else None,
+        "device_map": device_map,
+        "load_in_8bit": load_in_8bit or None,
+        "load_in_4bit": load_in_4bit or None,
+    }
+    return {key: value for key, value in given.items() if value is not None}
 
 
 @eval_app.command("compare")

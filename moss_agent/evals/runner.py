@@ -347,6 +347,7 @@ def run_eval_cli(
     execute_images: bool = False,
     sample: bool = False,
     max_new_tokens: int = 256,
+    loading: dict[str, Any] | None = None,
 ) -> EvalRun:
     """``moss-agent eval --suite … --out …``: build the target, run, print warnings and the summary."""
     from rich.console import Console
@@ -355,7 +356,7 @@ def run_eval_cli(
     from moss_agent.evals.report import print_summary
 
     err = Console(stderr=True, highlight=False)
-    target = build_target(model, chat=chat, sample=sample, max_new_tokens=max_new_tokens)
+    target = build_target(model, chat=chat, sample=sample, max_new_tokens=max_new_tokens, loading=loading)
     run = run_eval(
         suite,
         out,

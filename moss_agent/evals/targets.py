@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from moss_agent.errors import UsageError
@@ -90,7 +91,23 @@ def _identity(model: Any) -> dict[str, Any]:
     if inner is not None:
         identity["llm_class"] = type(inner).__name__
     identity["fingerprint"] = _fingerprint(name)
+    loading = _loading(model if hasattr(model, "load_in_4bit") else inner)
+    if loading:  # only what differs from the defaults, so earlier runs' configs still match
+        identity["loading"] = loading
     return identity
+
+
+def _loading(llm: Any) -> dict[str, Any]:
+    """The loading options of a MossLLM that differ from its defaults (dtype, device, ...)."""
+    fields = getattr(type(llm), "model_fields", {})
+    changed = {}
+    for key in _LOADING_FIELDS:
+        if key in fields and getattr(llm, key) != fields[key].default:
+            changed[key] = getattr(llm, key)
+    return changed
+
+
+_LOADING_FIELDS = ("dtype", "device", "device_map", "load_in_8bit", "load_in_4bit")
 
 
 def as_target(model: Any, *, max_new_tokens: int | None = None) -> EvalTarget:
@@ -118,7 +135,12 @@ def as_target(model: Any, *, max_new_tokens: int | None = None) -> EvalTarget:
 
 
 def build_target(
-    model: str | None = None, *, chat: bool = False, sample: bool = False, max_new_tokens: int = 256
+    model: str | None = None,
+    *,
+    chat: bool = False,
+    sample: bool = False,
+    max_new_tokens: int = 256,
+    loading: Mapping[str, Any] | None = None,
 ) -> EvalTarget:
     """The target of ``moss-agent eval``: a local MOSS checkpoint, greedy unless ``sample``.
 
@@ -127,12 +149,15 @@ def build_target(
         chat: Evaluate through :class:`~moss_agent.models.chat.ChatMoss` instead of ``MossAgent``.
         sample: Sample with MOSS's defaults instead of greedy decoding.
         max_new_tokens: Most tokens per generation.
+        loading: :class:`~moss_agent.models.llm.MossLLM` loading fields (``dtype``, ``device``,
+            ``device_map``, ``load_in_8bit``, ``load_in_4bit``); the ones that differ from the
+            defaults are recorded in the run's config.
     """
     from moss_agent.models.embedded import resolve_model
     from moss_agent.models.llm import MossLLM
 
     path = resolve_model(model)
-    llm = MossLLM(model=path, do_sample=sample, max_new_tokens=max_new_tokens)
+    llm = MossLLM(model=path, do_sample=sample, max_new_tokens=max_new_tokens, **dict(loading or {}))
     if not chat:
         return as_target(llm, max_new_tokens=max_new_tokens)
     from moss_agent.models.chat import ChatMoss

@@ -144,6 +144,14 @@ def load_model(
         name, source, revision=revision, trust_remote_code=trust_remote_code, local_files_only=offline
     )
     input_device = torch.device(cast(Any, loaded.get_input_embeddings()).weight.device)
+    if device_map is not None and not quantized and input_device.type == "cpu" and torch.cuda.is_available():
+        logger.warning(
+            "device_map=%r placed %s on the CPU although a GPU is present (no free GPU memory?); "
+            "it runs there in %s.",
+            device_map,
+            name,
+            str(torch_dtype).removeprefix("torch."),
+        )
     return LoadedModel(
         model=loaded,
         tokenizer=tokenizer,

@@ -87,7 +87,8 @@ class CircuitHeads:
 def _head_rows(attn: Any, head: int) -> tuple[int, int, int]:
     """First row of ``head``'s query, value and key in CodeGen's fused, 4-way interleaved qkv_proj."""
     head_dim = attn.head_dim
-    local = attn.embed_dim // attn.mp_num
+    # CodeGen always splits qkv 4 ways; transformers < 5.20 kept the 4 in forward(), not on the module.
+    local = attn.embed_dim // getattr(attn, "mp_num", 4)
     per_chunk = local // head_dim
     base = (head // per_chunk) * 3 * local + (head % per_chunk) * head_dim
     return base, base + local, base + 2 * local
@@ -307,8 +308,9 @@ def protect_induction_circuit(model: Any, heads: CircuitHeads) -> Callable[[], N
         prev_dirs = torch.linalg.qr(written)[0]
         reserved = torch.linalg.qr(torch.cat([written, *matched_parts], 1))[0]
         device = attn.out_proj.weight.device
-        keep_embedding = (torch.eye(written.shape[0]) - prev_dirs @ prev_dirs.T).to(device)
-        keep_writers = (torch.eye(written.shape[0]) - reserved @ reserved.T).to(device)
+        eye = torch.eye(written.shape[0], device=device)
+        keep_embedding = eye - prev_dirs @ prev_dirs.T
+        keep_writers = eye - reserved @ reserved.T
     embeddings = model.transformer.wte.weight
     out_proj, mlp = attn.out_proj.weight, blocks[prev_layer].mlp
 

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from moss_agent.conversations import TURN_FIELDS, iter_conversation_files, load_conversations
 from moss_agent.errors import UsageError
@@ -216,18 +216,28 @@ def _collate(examples: Sequence[EncodedExample], skip: int, pad_id: int) -> dict
 
 
 def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | None) -> torch.Tensor:
-    """Causal LM loss; with a shared prefix, its keys/values are computed once."""
-    import torch
-    import torch.nn.functional as F  # noqa: N812
+    """Causal LM loss; with a shared prefix, its keys/values are computed once.
 
+    Where it is safe (see :func:`_head_and_body`), the LM head runs only at the positions
+    that have a label: with MOSS's mask most positions have none, and the head is about a
+    quarter of a small model's compute.
+    """
+    import torch
+
+    parts = _head_and_body(model)
     if prefix is None:
-        return model(**batch).loss
+        if parts is None:
+            return cast("torch.Tensor", model(**batch).loss)
+        body, head = parts
+        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0][:, :-1]
+        return _labelled_loss(head, hidden, batch["labels"][:, 1:])
     from transformers import DynamicCache
 
     rows = batch["input_ids"].shape[0]
-    head = model(input_ids=prefix, use_cache=True)
+    body = parts[0] if parts is not None else model
+    start = body(input_ids=prefix, use_cache=True)
     cache = DynamicCache()
-    for index, layer in enumerate(head.past_key_values.layers):
+    for index, layer in enumerate(start.past_key_values.layers):
         cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
     p = prefix.shape[1]
     width = batch["input_ids"].shape[1]
@@ -235,13 +245,49 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
     mask = torch.cat(
         [torch.ones(rows, p, dtype=torch.long, device=prefix.device), batch["attention_mask"]], 1
     )
-    logits = model(
-        input_ids=batch["input_ids"], past_key_values=cache, position_ids=positions, attention_mask=mask
-    ).logits
-    logits = torch.cat([head.logits[:, -1:].expand(rows, -1, -1), logits[:, :-1]], 1)
-    return F.cross_entropy(
-        logits.reshape(-1, logits.shape[-1]).float(), batch["labels"].reshape(-1), ignore_index=IGNORE_INDEX
-    )
+    out = body(input_ids=batch["input_ids"], past_key_values=cache, position_ids=positions, attention_mask=mask)
+    if parts is None:  # logits straight from the model
+        states, last, head = out.logits, start.logits, None
+    else:
+        states, last, head = out[0], start[0], parts[1]
+    states = torch.cat([last[:, -1:].expand(rows, -1, -1), states[:, :-1]], 1)
+    return _labelled_loss(head, states, batch["labels"])
+
+
+#: Models whose LM head is a plain linear map of the base model's last hidden state.
+_PLAIN_HEAD_TYPES = frozenset({"moss", "codegen", "gpt2", "gptj", "gpt_neox", "llama", "mistral", "qwen2"})
+
+
+def _head_and_body(model: Any) -> tuple[Any, Any] | None:
+    """(base model, LM head) when logits are ``head(base(...)[0])``; None otherwise.
+
+    Only for an unwrapped model (a DistributedDataParallel wrapper must see the whole
+    forward pass) of a known architecture with no logit scaling.
+    """
+    from transformers import PreTrainedModel
+
+    config = getattr(model, "config", None)
+    if not isinstance(model, PreTrainedModel) or config is None:
+        return None
+    if config.model_type not in _PLAIN_HEAD_TYPES or getattr(config, "final_logit_softcapping", None):
+        return None
+    head = model.get_output_embeddings()
+    body = getattr(model, model.base_model_prefix, None)
+    if head is None or body is None or body is model:
+        return None
+    return body, head
+
+
+def _labelled_loss(head: Any, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross entropy at the labelled positions; ``states`` are hidden states (or logits without a head)."""
+    import torch.nn.functional as F  # noqa: N812
+
+    keep = labels != IGNORE_INDEX
+    if not bool(keep.any()):  # nothing to learn in this batch: a zero that still has a graph
+        return states.sum() * 0.0
+    selected = states[keep]
+    logits = head(selected) if head is not None else selected
+    return F.cross_entropy(logits.float(), labels[keep])
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:

@@ -15,8 +15,10 @@ cli = CliRunner()
 def scripted_target(monkeypatch, h):
     built = []
 
-    def build_target(model=None, *, chat=False, sample=False, max_new_tokens=256):
+    def build_target(model=None, *, chat=False, sample=False, max_new_tokens=256, loading=None):
         built.append({"model": model, "chat": chat, "sample": sample, "max_new_tokens": max_new_tokens})
+        if loading:
+            built[-1]["loading"] = loading
         return eval_runner.as_target(h.smoke_llm(), max_new_tokens=max_new_tokens)
 
     monkeypatch.setattr(eval_runner, "build_target", build_target)
@@ -42,6 +44,15 @@ def test_eval_runs_resumes_and_reports(scripted_target, smoke_suite, tmp_path):
     result = cli.invoke(app, ["eval", "report", str(out)])
     assert result.exit_code == 0, result.output
     assert (out / "report.md").is_file() and "End-to-end accuracy" in result.output
+
+
+def test_eval_passes_loading_options(scripted_target, smoke_suite, tmp_path):
+    args = ["eval", "--suite", str(smoke_suite), "--out", str(tmp_path / "r"), "--limit", "1"]
+    result = cli.invoke(app, [*args, "--dtype", "bfloat16", "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert scripted_target[-1]["loading"] == {"dtype": "bfloat16", "device": "cpu"}
+    result = cli.invoke(app, [*args, "--load-in-4bit", "--device-map", "auto"])
+    assert scripted_target[-1]["loading"] == {"device_map": "auto", "load_in_4bit": True}
 
 
 def test_eval_shows_suite_warnings(scripted_target, tmp_path, smoke_suite):

@@ -337,6 +337,7 @@ def test_real_engine_on_a_tiny_random_checkpoint(smoke_suite, tmp_path, monkeypa
     target = runner.build_target(str(checkpoint), max_new_tokens=8)
     assert target.kind == "agent" and target.sampling["do_sample"] is False
     assert target.identity["fingerprint"] and target.identity["name"] == "ck"
+    assert "loading" not in target.identity  # defaults: earlier runs' configs still match
     run = run_eval(smoke_suite, tmp_path / "agent", target=target, limit=4, batch_size=4, progress=False)
     assert run.summary["harness_errors"] == 0 and run.summary["n"] == 4
     assert all(r.generations for r in run.results)
@@ -344,6 +345,13 @@ def test_real_engine_on_a_tiny_random_checkpoint(smoke_suite, tmp_path, monkeypa
     assert chat.kind == "chat" and chat.identity["class"] == "ChatMoss"
     run = run_eval(smoke_suite, tmp_path / "chat", target=chat, limit=2, concurrency=2, progress=False)
     assert run.summary["harness_errors"] == 0 and run.summary["n"] == 2
+    bf16 = runner.build_target(str(checkpoint), max_new_tokens=8, loading={"dtype": "bfloat16", "device": "cpu"})
+    assert bf16.identity["loading"] == {"dtype": "bfloat16", "device": "cpu"}
+    run = run_eval(smoke_suite, tmp_path / "bf16", target=bf16, limit=2, progress=False)
+    assert run.summary["harness_errors"] == 0
+    assert str(bf16.model.engine.loaded.model.dtype) == "torch.bfloat16"
+    config = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert config["model"]["loading"] == {"dtype": "bfloat16", "device": "cpu"}
 
 
 def test_a_model_folder_with_a_generic_name_is_named_with_its_parents(tmp_path):

@@ -245,3 +245,19 @@ def test_cuda_without_a_gpu(tiny_checkpoint):
         pytest.skip("a GPU is present")
     with pytest.raises(UsageError, match="no CUDA GPU"):
         load_model(tiny_checkpoint, device="cuda")
+
+
+def test_device_map_that_leaves_the_gpu_unused_is_reported(tiny_checkpoint, monkeypatch, caplog):
+    """Seen on an H100 with no free memory: accelerate put every weight on the CPU, in float16."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with caplog.at_level(logging.WARNING, logger="moss_agent.models.loading"):
+        loaded = load_model(tiny_checkpoint, device_map={"": "cpu"})
+    assert loaded.device.type == "cpu" and loaded.model.dtype == torch.float16
+    assert "placed" in caplog.text and "on the CPU although a GPU is present" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="moss_agent.models.loading"):
+        load_model(tiny_checkpoint, device_map={"": "cpu"})
+    assert "although a GPU" not in caplog.text

@@ -171,6 +171,9 @@ def test_chickens_and_rabbits_have_integer_solutions(dataset: DatasetInfo) -> No
                 assert str(heads) in fields["Human"] and str(legs) in fields["Human"]
                 reply = parse_section(fields["MOSS"], "MOSS")
                 assert str(x) in reply and str(y) in reply
+                # the reply restates the solver's lines before naming the animals
+                assert f"x = {x}" in reply and f"y = {y}" in reply
+                assert reply.index(f"y = {y}") < reply.index(f"{x}", reply.index(f"y = {y}"))
     assert cages >= 10
 
 

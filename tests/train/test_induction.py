@@ -177,3 +177,18 @@ def test_protection_keeps_the_bigram_heads_and_their_directions() -> None:
     outputs = layer0.out_proj.weight[:, :64].detach()  # both heads' outputs
     written = torch.linalg.qr(outputs[:, outputs.norm(dim=0) > 0])[0]
     assert float((m.transformer.wte.weight.detach() @ written).abs().max()) < 1e-4
+
+
+def test_head_rows_do_not_need_mp_num_on_the_module() -> None:
+    """transformers 5.17 kept CodeGen's 4-way qkv split inside forward(); seen failing on a GPU machine."""
+    from moss_agent.train.induction import _head_rows
+
+    attn = model().transformer.h[0].attn
+    rows = [_head_rows(attn, head) for head in range(8)]
+    if hasattr(attn, "mp_num"):
+        assert attn.mp_num == 4
+        del attn.mp_num
+    assert [_head_rows(attn, head) for head in range(8)] == rows
+    # the qkv rows of the 8 heads tile the projection: each row block is used exactly once
+    starts = sorted(start for triple in rows for start in triple)
+    assert starts == list(range(0, 3 * 256, 32))
