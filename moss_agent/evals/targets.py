@@ -9,9 +9,9 @@ results), a Text2Image stub unless images are asked for, and stubs of its custom
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from moss_agent.errors import UsageError

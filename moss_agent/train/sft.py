@@ -245,7 +245,9 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
     mask = torch.cat(
         [torch.ones(rows, p, dtype=torch.long, device=prefix.device), batch["attention_mask"]], 1
     )
-    out = body(input_ids=batch["input_ids"], past_key_values=cache, position_ids=positions, attention_mask=mask)
+    out = body(
+        input_ids=batch["input_ids"], past_key_values=cache, position_ids=positions, attention_mask=mask
+    )
     if parts is None:  # logits straight from the model
         states, last, head = out.logits, start.logits, None
     else:
