@@ -345,7 +345,9 @@ def test_real_engine_on_a_tiny_random_checkpoint(smoke_suite, tmp_path, monkeypa
     assert chat.kind == "chat" and chat.identity["class"] == "ChatMoss"
     run = run_eval(smoke_suite, tmp_path / "chat", target=chat, limit=2, concurrency=2, progress=False)
     assert run.summary["harness_errors"] == 0 and run.summary["n"] == 2
-    bf16 = runner.build_target(str(checkpoint), max_new_tokens=8, loading={"dtype": "bfloat16", "device": "cpu"})
+    bf16 = runner.build_target(
+        str(checkpoint), max_new_tokens=8, loading={"dtype": "bfloat16", "device": "cpu"}
+    )
     assert bf16.identity["loading"] == {"dtype": "bfloat16", "device": "cpu"}
     run = run_eval(smoke_suite, tmp_path / "bf16", target=bf16, limit=2, progress=False)
     assert run.summary["harness_errors"] == 0

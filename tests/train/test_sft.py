@@ -113,7 +113,9 @@ def test_prefix_sharing_gives_the_same_loss(tokenizer, data_file, tmp_path):
     assert float(plain) == pytest.approx(float(shared), rel=1e-5)
 
 
-def test_head_only_at_labelled_positions_gives_transformers_loss_and_gradients(tokenizer, data_file, tmp_path):
+def test_head_only_at_labelled_positions_gives_transformers_loss_and_gradients(
+    tokenizer, data_file, tmp_path
+):
     import torch
 
     from moss_agent.models.loading import load_model
@@ -131,16 +133,24 @@ def test_head_only_at_labelled_positions_gives_transformers_loss_and_gradients(t
         model.zero_grad()
         loss = loss_fn()
         loss.backward()
-        return float(loss), model.lm_head.weight.grad.clone(), model.transformer.h[0].attn.qkv_proj.weight.grad.clone()
+        return (
+            float(loss),
+            model.lm_head.weight.grad.clone(),
+            model.transformer.h[0].attn.qkv_proj.weight.grad.clone(),
+        )
 
     reference = loss_and_grad(lambda: model(**batch).loss)
     fast = loss_and_grad(lambda: sft._loss(model, batch, None))
     shared = loss_and_grad(
-        lambda: sft._loss(model, sft._collate(examples, skip, 0), torch.tensor([examples[0].input_ids[:skip]]))
+        lambda: sft._loss(
+            model, sft._collate(examples, skip, 0), torch.tensor([examples[0].input_ids[:skip]])
+        )
     )
     for got in (fast, shared):
         assert got[0] == pytest.approx(reference[0], rel=1e-5)
-        assert torch.allclose(got[1], reference[1], atol=1e-6) and torch.allclose(got[2], reference[2], atol=1e-6)
+        assert torch.allclose(got[1], reference[1], atol=1e-6) and torch.allclose(
+            got[2], reference[2], atol=1e-6
+        )
     nothing = {**batch, "labels": torch.full_like(batch["labels"], sft.IGNORE_INDEX)}
     assert float(sft._loss(model, nothing, None)) == 0.0
 
