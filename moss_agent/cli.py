@@ -420,12 +420,22 @@ def train_data_command(
         bool,
         typer.Option(help="Inner Thoughts quote the needed tool's switch line ('Calculator: enabled; …')."),
     ] = _RECIPE.switch_thoughts,
+    restate_solutions: Annotated[
+        bool,
+        typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names."),
+    ] = _RECIPE.restate_solutions,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
 
     info = generate_dataset(
-        out, n_train=n_train, n_test=n_test, n_valid=n_valid, seed=seed, switch_thoughts=switch_thoughts
+        out,
+        n_train=n_train,
+        n_test=n_test,
+        n_valid=n_valid,
+        seed=seed,
+        switch_thoughts=switch_thoughts,
+        restate_solutions=restate_solutions,
     )
     typer.echo(
         json.dumps(
@@ -459,6 +469,10 @@ def train_recipe_command(
         bool,
         typer.Option(help="Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."),
     ] = _RECIPE.switch_thoughts,
+    restate_solutions: Annotated[
+        bool,
+        typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names."),
+    ] = _RECIPE.restate_solutions,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -475,6 +489,7 @@ def train_recipe_command(
             bigram_heads=bigram_heads,
             mask_human=mask_human,
             switch_thoughts=switch_thoughts,
+            restate_solutions=restate_solutions,
         )
     )
     typer.echo(f"model saved to {final}")

@@ -175,6 +175,8 @@ class TurnBuilder:
         switch_thoughts: Start the Inner Thoughts of every built-in tool request by quoting that
             tool's switch line (``Equation solver: enabled；…``), so whether to call becomes a copy
             from the meta instruction (which the induction circuit does) instead of a guess.
+        restate_solutions: Replies to 鸡兔同笼-style problems first restate the solver's lines
+            (``x = 23，y = 12``) and only then name the animals.
     """
 
     def __init__(
@@ -185,9 +187,11 @@ class TurnBuilder:
         test: bool,
         solve_cache: dict[str, str],
         switch_thoughts: bool = True,
+        restate_solutions: bool = False,
     ) -> None:
         self.world = world
         self.switch_thoughts = switch_thoughts
+        self.restate_solutions = restate_solutions
         self.search = search
         self.families = families
         self.test = test
@@ -437,7 +441,8 @@ class TurnBuilder:
                 reply = self.text(rng, lang, "REPLIES", "solve.linear", var=s["var"], val=answers[0])
             else:
                 answers = [values["x"], values["y"]]
-                reply = self.text(rng, lang, "REPLIES", f"solve.{kind}", x=answers[0], y=answers[1], **s)
+                key = "solve.cage_restated" if kind == "cage" and self.restate_solutions else f"solve.{kind}"
+                reply = self.text(rng, lang, "REPLIES", key, x=answers[0], y=answers[1], **s)
         expect = self.expect("solve", family, "Solve", eq, None, answers)
         return TurnSpec(human, thoughts, (invocation,), results, reply, expect)
 

@@ -305,8 +305,9 @@ REPLIES: dict[str, list[str]] = {
     "calc.failed": ["Sorry, I could not compute that expression. Please check the input."],
     "solve.linear": ["The solution is {var} = {val}.", "Solving it gives {var} = {val}."],
     "solve.system": ["The solution is x = {x}, y = {y}."],
-    # The solution first, as the Results wrote it (a copy), then the names: x and y stay apart.
-    "solve.cage": ["x = {x} and y = {y}, so there are {x} {A} and {y} {B}."],
+    "solve.cage": ["There are {x} {A} and {y} {B}."],
+    # --restate-solutions: the solution first, as the Results wrote it (a copy), then the names.
+    "solve.cage_restated": ["x = {x} and y = {y}, so there are {x} {A} and {y} {B}."],
     "solve.failed": ["Sorry, this equation has no unique solution."],
     "search.population": ["According to the search results, {entity} has a population of {answer}."],
     "search.founder": ["According to the search results, {entity} was founded by {answer}."],

@@ -277,8 +277,9 @@ REPLIES: dict[str, list[str]] = {
     "calc.failed": ["抱歉，这个算式无法计算，请检查一下输入。"],
     "solve.linear": ["方程的解是{var} = {val}。", "解得{var} = {val}。"],
     "solve.system": ["方程组的解是x = {x}，y = {y}。"],
-    # The solution first, as the Results wrote it (a copy), then the names: x and y stay apart.
-    "solve.cage": ["解得x = {x}，y = {y}，即{A}有{x}{U}，{B}有{y}{U}。"],
+    "solve.cage": ["{A}有{x}{U}，{B}有{y}{U}。"],
+    # --restate-solutions: the solution first, as the Results wrote it (a copy), then the names.
+    "solve.cage_restated": ["解得x = {x}，y = {y}，即{A}有{x}{U}，{B}有{y}{U}。"],
     "solve.failed": ["抱歉，这个方程没有唯一解。"],
     "search.population": ["根据搜索结果，{entity}的常住人口约为{answer}人。"],
     "search.founder": ["根据搜索结果，{entity}的创始人是{answer}。"],

@@ -332,6 +332,7 @@ def generate_dataset(
     n_valid: int = 500,
     seed: int = 0,
     switch_thoughts: bool = True,
+    restate_solutions: bool = False,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -344,6 +345,8 @@ def generate_dataset(
         switch_thoughts: Inner Thoughts of built-in tool requests start by quoting the tool's
             switch line (``Calculator: enabled; …``). The user turns (and so the test cases)
             are the same either way.
+        restate_solutions: Replies to 鸡兔同笼-style problems restate the solver's lines
+            (``x = 23，y = 12``) before naming the animals. User turns are the same either way.
 
     Returns:
         Where the files are and their statistics.
@@ -364,7 +367,9 @@ def generate_dataset(
     solve_cache: dict[str, str] = {}
     splits: dict[str, Any] = {}
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
-        builder = TurnBuilder(world, search, families, split == "test", solve_cache, switch_thoughts)
+        builder = TurnBuilder(
+            world, search, families, split == "test", solve_cache, switch_thoughts, restate_solutions
+        )
         stats: dict[str, Any] = {}
         _write_split(
             out_dir / f"{split}.jsonl", _Generator(builder), n, random.Random(f"{seed}:{split}"), stats
@@ -378,6 +383,7 @@ def generate_dataset(
         "corpus_documents": len(world.corpus),
         "intent_weights": INTENT_WEIGHTS,
         "switch_thoughts": switch_thoughts,
+        "restate_solutions": restate_solutions,
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

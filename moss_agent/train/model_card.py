@@ -38,6 +38,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("induction_circuit", "induction-circuit"),
         ("mask_human", "mask-human"),
         ("switch_thoughts", "switch-thoughts"),
+        ("restate_solutions", "restate-solutions"),
     ):
         if key in recipe and bool(recipe[key]) != getattr(default, key):
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
@@ -126,6 +127,14 @@ def render_model_card(
                 " meta instruction rather than guessed."
             ]
             if recipe.get("switch_thoughts")
+            else []
+        ),
+        *(
+            [
+                "- Replies to chickens-and-rabbits problems first restate the solver's lines (`x = 23，y = 12`),"
+                " then name the animals."
+            ]
+            if recipe.get("restate_solutions")
             else []
         ),
         "- Not trained on MOSS's own data nor on any evaluation suite.",

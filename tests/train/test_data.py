@@ -171,9 +171,6 @@ def test_chickens_and_rabbits_have_integer_solutions(dataset: DatasetInfo) -> No
                 assert str(heads) in fields["Human"] and str(legs) in fields["Human"]
                 reply = parse_section(fields["MOSS"], "MOSS")
                 assert str(x) in reply and str(y) in reply
-                # the reply restates the solver's lines before naming the animals
-                assert f"x = {x}" in reply and f"y = {y}" in reply
-                assert reply.index(f"y = {y}") < reply.index(f"{x}", reply.index(f"y = {y}"))
     assert cages >= 10
 
 
@@ -274,3 +271,26 @@ def test_switch_thoughts_quote_the_switch_line_and_leave_user_turns_alone(
                 else:
                     assert not match and a["Inner Thoughts"] == b["Inner Thoughts"]
     assert seen["enabled"] > 100 and seen["disabled"] > 10
+
+
+def test_restated_solutions_change_only_cage_replies(dataset: DatasetInfo, tmp_path: Path) -> None:
+    restated = generate_dataset(tmp_path / "restated", seed=0, restate_solutions=True, **SIZES)
+    assert restated.stats["restate_solutions"] is True and dataset.stats["restate_solutions"] is False
+    cages = 0
+    for split in SPLITS:
+        for plain, other in zip(records(dataset, split), records(restated, split), strict=True):
+            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
+                assert a["Human"] == b["Human"] and a["Commands"] == b["Commands"]
+                assert a["Inner Thoughts"] == b["Inner Thoughts"]
+                if ".solve.cage." in expect["family"] and expect["tool"] == "Solve" and expect["answer"]:
+                    cages += 1
+                    x, y = expect["answer"]
+                    plain_reply, reply = parse_section(a["MOSS"], "MOSS"), parse_section(b["MOSS"], "MOSS")
+                    # the solver's lines first, then the shipped reply's naming, same numbers
+                    assert reply in (
+                        f"解得x = {x}，y = {y}，即{plain_reply}",
+                        f"x = {x} and y = {y}, so {plain_reply[:1].lower()}{plain_reply[1:]}",
+                    )
+                else:
+                    assert a["MOSS"] == b["MOSS"]
+    assert cages >= 10
