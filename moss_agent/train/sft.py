@@ -16,6 +16,7 @@ Checkpoints (model, optimizer, scheduler, RNG, step) are written every ``save_st
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import random
@@ -237,7 +238,8 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
     body = parts[0] if parts is not None else model
     start = body(input_ids=prefix, use_cache=True)
     cache = DynamicCache()
-    for index, layer in enumerate(start.past_key_values.layers):
+    start_cache = getattr(start, "cache", None) or start.past_key_values  # renamed in transformers 5.2x
+    for index, layer in enumerate(start_cache.layers):
         cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
     p = prefix.shape[1]
     width = batch["input_ids"].shape[1]
@@ -245,8 +247,9 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
     mask = torch.cat(
         [torch.ones(rows, p, dtype=torch.long, device=prefix.device), batch["attention_mask"]], 1
     )
+    cache_kwarg = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
     out = body(
-        input_ids=batch["input_ids"], past_key_values=cache, position_ids=positions, attention_mask=mask
+        input_ids=batch["input_ids"], position_ids=positions, attention_mask=mask, **{cache_kwarg: cache}
     )
     if parts is None:  # logits straight from the model
         states, last, head = out.logits, start.logits, None
