@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from moss_agent.train.heldout import heldout_suite
+
 METRICS = (
     "trigger_accuracy",
     "argument_accuracy",
@@ -50,8 +52,6 @@ def run_one(out: Path, name: str, flags: str, seed: int, eval_args: list[str]) -
             train = [*cli, "train", "recipe", "--out", str(folder), "--seed", str(seed), *shlex.split(flags)]
             if subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, check=False).returncode:
                 return {"variant": name, "seed": seed, "error": f"training failed, see {folder}/sweep.log"}
-            from moss_agent.train.heldout import heldout_suite
-
             data = folder / "data"
             suite = heldout_suite(
                 data / "test.jsonl", data / "corpus.jsonl", folder / "heldout" / "heldout.jsonl"

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from moss_agent.errors import UsageError
 from moss_agent.evals.suite import EvalCase
+from moss_agent.models.options import LOADING_FIELDS
 from moss_agent.protocol import ResultLayout
 
 __all__ = ["EvalTarget", "as_target", "build_target", "registry_for_case"]
@@ -101,13 +102,10 @@ def _loading(llm: Any) -> dict[str, Any]:
     """The loading options of a MossLLM that differ from its defaults (dtype, device, ...)."""
     fields = getattr(type(llm), "model_fields", {})
     changed = {}
-    for key in _LOADING_FIELDS:
+    for key in LOADING_FIELDS:
         if key in fields and getattr(llm, key) != fields[key].default:
             changed[key] = getattr(llm, key)
     return changed
-
-
-_LOADING_FIELDS = ("dtype", "device", "device_map", "load_in_8bit", "load_in_4bit")
 
 
 def as_target(model: Any, *, max_new_tokens: int | None = None) -> EvalTarget:

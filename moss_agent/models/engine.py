@@ -27,9 +27,25 @@ if TYPE_CHECKING:
 
     from moss_agent.models.loading import LoadedModel
 
-__all__ = ["FinishReason", "Generation", "GenerationEngine", "SamplingParams", "TextStream", "Timings"]
+__all__ = [
+    "FinishReason",
+    "Generation",
+    "GenerationEngine",
+    "SamplingParams",
+    "TextStream",
+    "Timings",
+    "cache_keyword",
+]
 
 FinishReason = Literal["stop", "length"]
+
+
+def cache_keyword(model: Any) -> str:
+    """The keyword under which ``model.forward`` takes a KV cache.
+
+    transformers 5.2x renamed ``past_key_values`` to ``cache`` (the old name is removed in 5.40).
+    """
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 @dataclass(frozen=True)
@@ -171,8 +187,8 @@ class GenerationEngine:
         self._vocab_limit = len(tokenizer)
         self._eos_ids = _eos_token_ids(loaded)
         params_of_forward = inspect.signature(loaded.model.forward).parameters
-        # transformers 5 renamed past_key_values to cache, and num_logits_to_keep to logits_to_keep.
-        self._cache_kwarg = "cache" if "cache" in params_of_forward else "past_key_values"
+        # transformers 5 renamed num_logits_to_keep to logits_to_keep.
+        self._cache_kwarg = cache_keyword(loaded.model)
         self._keep_kwarg = next(
             (name for name in ("logits_to_keep", "num_logits_to_keep") if name in params_of_forward), None
         )

@@ -16,7 +16,6 @@ Checkpoints (model, optimizer, scheduler, RNG, step) are written every ``save_st
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import random
@@ -234,11 +233,14 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
         return _labelled_loss(head, hidden, batch["labels"][:, 1:])
     from transformers import DynamicCache
 
+    from moss_agent.models.engine import cache_keyword
+
     rows = batch["input_ids"].shape[0]
     body = parts[0] if parts is not None else model
-    start = body(input_ids=prefix, use_cache=True)
+    cache_kwarg = cache_keyword(body)
+    start_cache: Any = DynamicCache()  # filled in place by the prefix's forward pass
+    start = body(input_ids=prefix, use_cache=True, **{cache_kwarg: start_cache})
     cache = DynamicCache()
-    start_cache = getattr(start, "cache", None) or start.past_key_values  # renamed in transformers 5.2x
     for index, layer in enumerate(start_cache.layers):
         cache.update(layer.keys.expand(rows, -1, -1, -1), layer.values.expand(rows, -1, -1, -1), index)
     p = prefix.shape[1]
@@ -247,7 +249,6 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
     mask = torch.cat(
         [torch.ones(rows, p, dtype=torch.long, device=prefix.device), batch["attention_mask"]], 1
     )
-    cache_kwarg = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
     out = body(
         input_ids=batch["input_ids"], position_ids=positions, attention_mask=mask, **{cache_kwarg: cache}
     )
