@@ -7,7 +7,8 @@ between variants means something only when it is larger than the spread across s
 
 Each run is ``moss-agent train recipe --out OUT/VARIANT-sSEED --seed SEED FLAGS``, then
 ``moss-agent eval`` of its model on its own held-out split (seeds differ in data, so variants
-are compared within a seed and averaged over seeds). Runs go ``--jobs`` at a time; a run whose
+are compared within a seed and averaged over seeds; ``--suite`` scores every run on one given
+suite per seed instead). Runs go ``--jobs`` at a time; a run whose
 folder already has scores is not redone. ``OUT/sweep.md`` gets the table, ``OUT/sweep.json``
 every number.
 
@@ -40,7 +41,9 @@ METRICS = (
 )
 
 
-def run_one(out: Path, name: str, flags: str, seed: int, eval_args: list[str]) -> dict[str, Any]:
+def run_one(
+    out: Path, name: str, flags: str, seed: int, eval_args: list[str], suite_pattern: str | None = None
+) -> dict[str, Any]:
     """Train one variant with one seed and score it; return its numbers (or its error)."""
     folder = out / f"{name}-s{seed}"
     summary = folder / "eval-heldout" / "summary.json"
@@ -53,9 +56,12 @@ def run_one(out: Path, name: str, flags: str, seed: int, eval_args: list[str]) -
             if subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, check=False).returncode:
                 return {"variant": name, "seed": seed, "error": f"training failed, see {folder}/sweep.log"}
             data = folder / "data"
-            suite = heldout_suite(
-                data / "test.jsonl", data / "corpus.jsonl", folder / "heldout" / "heldout.jsonl"
-            )
+            if suite_pattern:
+                suite = Path(suite_pattern.format(seed=seed))
+            else:
+                suite = heldout_suite(
+                    data / "test.jsonl", data / "corpus.jsonl", folder / "heldout" / "heldout.jsonl"
+                )
             evaluate = [*cli, "eval", "--suite", str(suite), "--out", str(folder / "eval-heldout")]
             evaluate += ["--model", str(folder / "sft" / "final"), *eval_args]
             if subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, check=False).returncode:
@@ -100,6 +106,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--jobs", type=int, default=4, help="runs at the same time")
     parser.add_argument("--eval-args", default="--batch-size 64 --dtype float32", help="extra eval flags")
+    parser.add_argument(
+        "--suite",
+        help="score every run on this suite instead of its own held-out split; '{seed}' is replaced by "
+        "the run's seed (to compare data variants on the same cases: the base data's held-out suite of "
+        "that seed, whose families --more-phrasings keeps held out)",
+    )
     args = parser.parse_args()
     variants = dict(v.split("=", 1) if "=" in v else (v, "") for v in args.variant)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -107,7 +119,7 @@ def main() -> None:
     jobs = [(name, flags, seed) for seed in seeds for name, flags in variants.items()]
     eval_args = shlex.split(args.eval_args)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda job: run_one(args.out, *job, eval_args), jobs))
+        results = list(pool.map(lambda job: run_one(args.out, *job, eval_args, args.suite), jobs))
     (args.out / "sweep.json").write_text(json.dumps(results, indent=2))
     report = table(results, variants)
     (args.out / "sweep.md").write_text(report)

@@ -424,6 +424,12 @@ def train_data_command(
         bool,
         typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names."),
     ] = _RECIPE.restate_solutions,
+    more_phrasings: Annotated[
+        bool, typer.Option(help="Add the extra phrasing families (about 8 more per request kind).")
+    ] = _RECIPE.more_phrasings,
+    wrap_requests: Annotated[
+        bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
+    ] = _RECIPE.wrap_requests,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -436,6 +442,8 @@ def train_data_command(
         seed=seed,
         switch_thoughts=switch_thoughts,
         restate_solutions=restate_solutions,
+        more_phrasings=more_phrasings,
+        wrap_requests=wrap_requests,
     )
     typer.echo(
         json.dumps(
@@ -462,6 +470,10 @@ def train_recipe_command(
     bigram_heads: Annotated[
         int, typer.Option(help="Two-token induction heads in that circuit.", min=0)
     ] = _RECIPE.bigram_heads,
+    layers: Annotated[int, typer.Option(help="Transformer layers of the model.", min=2)] = _RECIPE.n_layer,
+    width: Annotated[
+        int, typer.Option(help="Hidden size of the model (a multiple of 32: 8 heads of 4-way split).", min=32)
+    ] = _RECIPE.n_embd,
     mask_human: Annotated[
         bool, typer.Option(help="No loss on the user's turns (learn only MOSS's own text).")
     ] = _RECIPE.mask_human,
@@ -473,6 +485,12 @@ def train_recipe_command(
         bool,
         typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names."),
     ] = _RECIPE.restate_solutions,
+    more_phrasings: Annotated[
+        bool, typer.Option(help="Add the extra phrasing families (about 8 more per request kind).")
+    ] = _RECIPE.more_phrasings,
+    wrap_requests: Annotated[
+        bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
+    ] = _RECIPE.wrap_requests,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -487,9 +505,13 @@ def train_recipe_command(
             learning_rate=learning_rate,
             induction_circuit=induction_circuit,
             bigram_heads=bigram_heads,
+            n_layer=layers,
+            n_embd=width,
             mask_human=mask_human,
             switch_thoughts=switch_thoughts,
             restate_solutions=restate_solutions,
+            more_phrasings=more_phrasings,
+            wrap_requests=wrap_requests,
         )
     )
     typer.echo(f"model saved to {final}")

@@ -25,7 +25,7 @@ from moss_agent.protocol import (
 )
 from moss_agent.tools.calculator import calculate
 from moss_agent.tools.solver import SolveError, format_solutions, solve_equations
-from moss_agent.train import _templates_en, _templates_zh
+from moss_agent.train import _templates_en, _templates_en_extra, _templates_zh, _templates_zh_extra
 from moss_agent.train._custom import GENERIC_ASK, CustomTool
 from moss_agent.train._vocab import ATTR as _ATTR
 from moss_agent.train._vocab import CAGE as _CAGE
@@ -38,6 +38,7 @@ from moss_agent.train._world import CONCEPTS, World, image_request
 __all__ = ["CALC_KINDS", "CHAT_KINDS", "SEARCH_KINDS", "Families", "TurnBuilder", "TurnSpec"]
 
 TEMPLATES = {"zh": _templates_zh, "en": _templates_en}
+EXTRA_HUMAN = {"zh": _templates_zh_extra.HUMAN_EXTRA, "en": _templates_en_extra.HUMAN_EXTRA}
 CALC_KINDS = (
     "add",
     "sub",
@@ -95,16 +96,16 @@ class Families:
     groups: dict[str, list[str]] = field(default_factory=dict)
     held_out: set[str] = field(default_factory=set)
 
-    def add(self, group: str, templates: Sequence[str]) -> None:
-        """Register the templates of a group as families ``{group}.{index}``."""
-        for index, text in enumerate(templates):
+    def add(self, group: str, templates: Sequence[str], start: int = 0) -> None:
+        """Register the templates of a group as families ``{group}.{index}`` from ``start``."""
+        for index, text in enumerate(templates, start=start):
             family = f"{group}.{index}"
             self.templates[family] = text
             self.groups.setdefault(group, []).append(family)
 
-    def hold_out(self, seed: int, fraction: float = 0.18) -> None:
+    def hold_out(self, seed: int, fraction: float = 0.18, salt: str = "holdout") -> None:
         """Hold out ``fraction`` of the families of every group of three or more (at least one)."""
-        rng = random.Random(f"holdout:{seed}")
+        rng = random.Random(f"{salt}:{seed}")
         for group in sorted(self.groups):
             members = sorted(self.groups[group])
             if len(members) >= 3:
@@ -117,9 +118,16 @@ class Families:
 
 
 def build_families(
-    seed: int, archetype_keys: Sequence[str], archetype_asks: Callable[[str, str], Sequence[str]]
+    seed: int,
+    archetype_keys: Sequence[str],
+    archetype_asks: Callable[[str, str], Sequence[str]],
+    more_phrasings: bool = False,
 ) -> Families:
-    """Register every family of both languages and choose the held-out ones."""
+    """Register every family of both languages and choose the held-out ones.
+
+    With ``more_phrasings`` the extra families are added after the base ones (numbered on) and
+    held out on their own, so every base family keeps the status it has without them.
+    """
     families = Families()
     for lang, module in TEMPLATES.items():
         for kind, templates in module.HUMAN.items():
@@ -129,6 +137,16 @@ def build_families(
         for key, templates in GENERIC_ASK[lang].items():
             families.add(f"{lang}.custom.generic.{key}", templates)
     families.hold_out(seed)
+    if more_phrasings:
+        extra = Families()
+        for lang, module in TEMPLATES.items():
+            for kind, templates in EXTRA_HUMAN[lang].items():
+                extra.add(f"{lang}.{kind}", templates, start=len(module.HUMAN[kind]))
+        extra.hold_out(seed, salt="holdout-extra")
+        families.templates.update(extra.templates)
+        for group, members in extra.groups.items():
+            families.groups[group] += members
+        families.held_out |= extra.held_out
     return families
 
 

@@ -42,6 +42,7 @@ from moss_agent.protocol import (
 from moss_agent.train._builders import CHAT_KINDS, Families, TurnBuilder, TurnSpec, build_families
 from moss_agent.train._custom import ARCHETYPES, Archetype, CustomTool, invent_tool
 from moss_agent.train._world import World, build_world
+from moss_agent.train._wrappers import wrap_request
 
 __all__ = ["BANNED_STRINGS", "INTENT_WEIGHTS", "DatasetInfo", "generate_dataset", "main_generate"]
 
@@ -267,7 +268,12 @@ def _is_clean(line: str) -> bool:
 
 
 def _write_split(
-    path: Path, generator: _Generator, n: int, rng: random.Random, stats: dict[str, Any]
+    path: Path,
+    generator: _Generator,
+    n: int,
+    rng: random.Random,
+    stats: dict[str, Any],
+    wrap_rng: random.Random | None = None,
 ) -> None:
     intents, weights = list(INTENT_WEIGHTS), list(INTENT_WEIGHTS.values())
     by_intent: Counter[str] = Counter()
@@ -282,6 +288,10 @@ def _write_split(
                     lang, specs, meta, _, _ = generator.conversation(rng, intent)
                 except LookupError:  # no family of this split fits the drawn request: draw again
                     continue
+                if wrap_rng is not None:  # own stream: the conversations drawn stay the same
+                    for spec in specs:
+                        if spec.expect["intent"] != "no_tool":
+                            spec.human = wrap_request(wrap_rng, lang, spec.human)
                 compress = intent == "multi_turn" and rng.random() < 0.4
                 record = _record(conversation_id, intent, lang, meta, specs, compress)
                 line = json.dumps(record, ensure_ascii=False)
@@ -333,6 +343,8 @@ def generate_dataset(
     seed: int = 0,
     switch_thoughts: bool = True,
     restate_solutions: bool = False,
+    more_phrasings: bool = False,
+    wrap_requests: bool = False,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -347,6 +359,13 @@ def generate_dataset(
             are the same either way.
         restate_solutions: Replies to 鸡兔同笼-style problems restate the solver's lines
             (``x = 23，y = 12``) before naming the animals. User turns are the same either way.
+        more_phrasings: Add the extra phrasing families of ``_templates_*_extra`` (about 8 more
+            per request kind). The base families keep their held-out status; 18 % of the extra
+            families of every group are held out too, so the test split grows but its base
+            families stay comparable with a run without the option.
+        wrap_requests: About half of the training split's tool requests get a greeting, filler
+            or thanks around them (:mod:`moss_agent.train._wrappers`). The conversations drawn
+            are the same; valid and test are untouched.
 
     Returns:
         Where the files are and their statistics.
@@ -361,7 +380,7 @@ def generate_dataset(
             out.write(json.dumps(document, ensure_ascii=False) + "\n")
     asks = {(a.key, "en"): a.ask_en for a in ARCHETYPES} | {(a.key, "zh"): a.ask_zh for a in ARCHETYPES}
     families: Families = build_families(
-        seed, [a.key for a in ARCHETYPES], lambda key, lang: asks[(key, lang)]
+        seed, [a.key for a in ARCHETYPES], lambda key, lang: asks[(key, lang)], more_phrasings
     )
     search = _search_function(corpus_path)
     solve_cache: dict[str, str] = {}
@@ -371,8 +390,14 @@ def generate_dataset(
             world, search, families, split == "test", solve_cache, switch_thoughts, restate_solutions
         )
         stats: dict[str, Any] = {}
+        wrap_rng = random.Random(f"{seed}:{split}:wrap") if wrap_requests and split == "train" else None
         _write_split(
-            out_dir / f"{split}.jsonl", _Generator(builder), n, random.Random(f"{seed}:{split}"), stats
+            out_dir / f"{split}.jsonl",
+            _Generator(builder),
+            n,
+            random.Random(f"{seed}:{split}"),
+            stats,
+            wrap_rng,
         )
         splits[split] = stats
     info = {
@@ -384,6 +409,8 @@ def generate_dataset(
         "intent_weights": INTENT_WEIGHTS,
         "switch_thoughts": switch_thoughts,
         "restate_solutions": restate_solutions,
+        **({"more_phrasings": True} if more_phrasings else {}),
+        **({"wrap_requests": True} if wrap_requests else {}),
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

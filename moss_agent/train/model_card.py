@@ -30,6 +30,8 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("max_steps", "--steps"),
         ("n_train", "--n-train"),
         ("learning_rate", "--learning-rate"),
+        ("n_layer", "--layers"),
+        ("n_embd", "--width"),
     )
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
@@ -39,6 +41,8 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("mask_human", "mask-human"),
         ("switch_thoughts", "switch-thoughts"),
         ("restate_solutions", "restate-solutions"),
+        ("more_phrasings", "more-phrasings"),
+        ("wrap_requests", "wrap-requests"),
     ):
         if key in recipe and bool(recipe[key]) != getattr(default, key):
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
@@ -135,6 +139,16 @@ def render_model_card(
                 " then name the animals."
             ]
             if recipe.get("restate_solutions")
+            else []
+        ),
+        *(
+            ["- Extra phrasing families (about 8 more per request kind), 18 % of them held out as well."]
+            if recipe.get("more_phrasings")
+            else []
+        ),
+        *(
+            ["- About half of the training requests carry a greeting, filler or thanks around them."]
+            if recipe.get("wrap_requests")
             else []
         ),
         "- Not trained on MOSS's own data nor on any evaluation suite.",

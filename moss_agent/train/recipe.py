@@ -73,6 +73,10 @@ class RecipeConfig:
     """Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."""
     restate_solutions: bool = False
     """Cage-problem replies restate the solver's ``x = …，y = …`` before naming the animals."""
+    more_phrasings: bool = False
+    """Add the extra phrasing families (about 8 more per request kind; 18 % of them held out)."""
+    wrap_requests: bool = False
+    """About half of the training requests get a greeting, filler or thanks around them."""
 
 
 def conversation_texts(path: Path) -> Iterator[str]:
@@ -159,6 +163,8 @@ def run_recipe(config: RecipeConfig) -> Path:
                 seed=config.seed,
                 switch_thoughts=config.switch_thoughts,
                 restate_solutions=config.restate_solutions,
+                more_phrasings=config.more_phrasings,
+                wrap_requests=config.wrap_requests,
             )
     tokenizer_dir = out / "tokenizer"
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):

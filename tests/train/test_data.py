@@ -294,3 +294,69 @@ def test_restated_solutions_change_only_cage_replies(dataset: DatasetInfo, tmp_p
                 else:
                     assert a["MOSS"] == b["MOSS"]
     assert cages >= 10
+
+
+def test_wrapped_requests_change_only_training_tool_requests(dataset: DatasetInfo, tmp_path: Path) -> None:
+    wrapped = generate_dataset(tmp_path / "wrapped", seed=0, wrap_requests=True, **SIZES)
+    assert wrapped.stats["wrap_requests"] is True and "wrap_requests" not in dataset.stats
+    changed = 0
+    for split in SPLITS:
+        for plain, other in zip(records(dataset, split), records(wrapped, split), strict=True):
+            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
+                assert {k: v for k, v in a.items() if k != "Human"} == {
+                    k: v for k, v in b.items() if k != "Human"
+                }
+                human_a, human_b = parse_section(a["Human"], "Human"), parse_section(b["Human"], "Human")
+                if human_a == human_b:
+                    continue
+                assert split == "train" and expect["intent"] != "no_tool"
+                # only words around the request: the request itself is kept (English may lower its first letter)
+                assert human_a in human_b or (human_a[:1].lower() + human_a[1:]) in human_b
+                changed += 1
+    train_tool_turns = sum(
+        1 for r in records(dataset, "train") for _, e in turns(r) if e["intent"] != "no_tool"
+    )
+    assert 0.35 * train_tool_turns < changed < 0.65 * train_tool_turns
+
+
+def test_more_phrasings_keep_the_base_held_out_families(dataset: DatasetInfo, tmp_path: Path) -> None:
+    from moss_agent.train import _templates_en, _templates_en_extra, _templates_zh, _templates_zh_extra
+
+    base_tables = {"en": _templates_en.HUMAN, "zh": _templates_zh.HUMAN}
+    extra_tables = {"en": _templates_en_extra.HUMAN_EXTRA, "zh": _templates_zh_extra.HUMAN_EXTRA}
+
+    def is_extra(family: str) -> bool:
+        lang, *kind, index = family.split(".")
+        return ".".join(kind) in extra_tables[lang] and int(index) >= len(base_tables[lang][".".join(kind)])
+
+    more = generate_dataset(tmp_path / "more", seed=0, more_phrasings=True, **SIZES)
+    base_held, more_held = set(dataset.stats["held_out_families"]), set(more.stats["held_out_families"])
+    extra = sum(len(t) for table in extra_tables.values() for t in table.values())
+    assert more.stats["families"] == dataset.stats["families"] + extra
+    added = more_held - base_held
+    assert base_held < more_held and all(is_extra(f) for f in added)
+    assert 0.1 * extra < len(added) < 0.25 * extra
+    seen_extra = {"train": 0, "test": 0}
+    for split in ("train", "test"):
+        for record in records(more, split):
+            for _, expect in turns(record):
+                family = expect["family"]
+                if ".custom." not in family:
+                    assert (family in more_held) == (split == "test")
+                    seen_extra[split] += is_extra(family)
+    assert seen_extra["train"] > 50 and seen_extra["test"] > 5
+
+
+def test_extra_templates_and_wrappers_avoid_the_banned_strings() -> None:
+    from moss_agent.train import _templates_en_extra, _templates_zh_extra, _wrappers
+
+    texts = [t for m in (_templates_en_extra, _templates_zh_extra) for v in m.HUMAN_EXTRA.values() for t in v]
+    texts += [w for table in (_wrappers._PREFIX, _wrappers._SUFFIX) for v in table.values() for w in v]
+    assert len(texts) > 500
+    for module in (_templates_en_extra, _templates_zh_extra):  # 8 per request kind, 5 per follow-up/chat
+        assert {
+            k: len(v)
+            for k, v in module.HUMAN_EXTRA.items()
+            if len(v) != (5 if "fu_" in k or "chat" in k else 8)
+        } == {}
+    assert not [t for t in texts if any(b in t.lower() for b in BANNED_STRINGS)]
