@@ -491,6 +491,9 @@ def train_recipe_command(
     wrap_requests: Annotated[
         bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
     ] = _RECIPE.wrap_requests,
+    cjk_chars: Annotated[
+        bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
+    ] = _RECIPE.cjk_chars,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -512,6 +515,7 @@ def train_recipe_command(
             restate_solutions=restate_solutions,
             more_phrasings=more_phrasings,
             wrap_requests=wrap_requests,
+            cjk_chars=cjk_chars,
         )
     )
     typer.echo(f"model saved to {final}")

@@ -38,15 +38,23 @@ MOSS_AUTO_MAP: dict[str, str] = {
 }
 
 
+#: One CJK ideograph (unified, extension A, compatibility), for ``split_cjk``.
+CJK_CHARACTER = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+
+
 def build_tiny_tokenizer(
     texts: Iterable[str],
     vocab_size: int = 512,
     *,
     min_frequency: int = 2,
+    split_cjk: bool = False,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE tokenizer carrying MOSS's special tokens.
 
-    Digits are split one per token, as in MOSS's data. Every string of
+    Digits are split one per token, as in MOSS's data. With ``split_cjk`` every CJK character
+    is its own pre-token, so no token spans two Chinese characters: byte-level BPE otherwise
+    merges whole runs (``这是一个鸡兔同笼问题`` becomes one token), and a small model then
+    cannot copy a name out of the question one piece at a time. Every string of
     :data:`moss_agent.protocol.SPECIAL_TOKENS` is one special token; ``<eom>`` is the
     end-of-sequence token and ``<|endoftext|>`` is the bos and padding token.
 
@@ -54,6 +62,7 @@ def build_tiny_tokenizer(
         texts: Training texts (a few hundred lines suffice).
         vocab_size: Size of the vocabulary, special tokens and the 256 bytes included.
         min_frequency: Minimum pair count for a BPE merge.
+        split_cjk: No merges across CJK characters (Chinese becomes one token per character).
 
     Returns:
         A fast tokenizer; save it with ``save_pretrained``.
@@ -61,10 +70,13 @@ def build_tiny_tokenizer(
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
+    from tokenizers import Regex
+
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
-    )
+    steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    if split_cjk:
+        steps.insert(0, pre_tokenizers.Split(Regex(CJK_CHARACTER), behavior="isolated"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence(steps)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

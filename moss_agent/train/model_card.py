@@ -43,6 +43,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("restate_solutions", "restate-solutions"),
         ("more_phrasings", "more-phrasings"),
         ("wrap_requests", "wrap-requests"),
+        ("cjk_chars", "cjk-chars"),
     ):
         if key in recipe and bool(recipe[key]) != getattr(default, key):
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
@@ -115,8 +116,9 @@ def render_model_card(
         f"hidden {recipe['n_embd']}, {recipe['n_head']} heads, rotary dim {recipe['rotary_dim']}, "
         f"context {recipe['n_positions']} tokens.",
         f"- Parameters: {parameters / 1e6:.2f} M; weights {weights_mb:.1f} MB (float16 safetensors).",
-        f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token, MOSS's special "
-        "tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags).",
+        f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token"
+        + (", one token per Chinese character" if recipe.get("cjk_chars") else "")
+        + ", MOSS's special tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags).",
         "",
         "## Data",
         "",

@@ -77,6 +77,8 @@ class RecipeConfig:
     """Add the extra phrasing families (about 8 more per request kind; 18 % of them held out)."""
     wrap_requests: bool = False
     """About half of the training requests get a greeting, filler or thanks around them."""
+    cjk_chars: bool = False
+    """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 
 
 def conversation_texts(path: Path) -> Iterator[str]:
@@ -90,12 +92,14 @@ def conversation_texts(path: Path) -> Iterator[str]:
                 )
 
 
-def train_tokenizer(train_file: Path, out: Path, vocab_size: int, *, max_texts: int = 20_000) -> Path:
+def train_tokenizer(
+    train_file: Path, out: Path, vocab_size: int, *, max_texts: int = 20_000, split_cjk: bool = False
+) -> Path:
     """Train the byte-level BPE (digits one per token, MOSS special tokens) on the data."""
     from moss_agent.models.tiny import build_tiny_tokenizer
 
     texts = list(conversation_texts(train_file))[:max_texts]
-    tokenizer = build_tiny_tokenizer(texts, vocab_size=vocab_size)
+    tokenizer = build_tiny_tokenizer(texts, vocab_size=vocab_size, split_cjk=split_cjk)
     tokenizer.save_pretrained(out)
     return out
 
@@ -169,7 +173,7 @@ def run_recipe(config: RecipeConfig) -> Path:
     tokenizer_dir = out / "tokenizer"
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):
         with log.stage("tokenizer"):
-            train_tokenizer(data / "train.jsonl", tokenizer_dir, config.vocab_size)
+            train_tokenizer(data / "train.jsonl", tokenizer_dir, config.vocab_size, split_cjk=config.cjk_chars)
     init = out / "init"
     if _needed(init / "config.json", "init"):
         with log.stage("init"):

@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import re
+
+from moss_agent.models.tiny import CJK_CHARACTER, build_tiny_tokenizer
+
+TEXTS = [
+    "<|Human|>: 鸡兔同笼，共有35个头，94只脚，鸡和兔各有几只？<eoh>\n"
+    "<|Inner Thoughts|>: 这是一个鸡兔同笼问题，设鸡有x只，兔有y只，需要解方程组。<eot>\n"
+    "<|Commands|>: Solve(\"x+y=35, 2x+4y=94\")<eoc>\n<|MOSS|>: 鸡有23只，兔有12只。<eom>\n"
+] * 40 + ["<|Human|>: What is 1234 multiplied by 5678?<eoh>\n<|MOSS|>: The result is 7006652.<eom>\n"] * 40
+
+
+def cjk_in(token: str) -> int:
+    return len(re.findall(CJK_CHARACTER, token))
+
+
+def test_split_cjk_keeps_every_chinese_character_a_token_of_its_own() -> None:
+    merged = build_tiny_tokenizer(TEXTS, vocab_size=700)
+    split = build_tiny_tokenizer(TEXTS, vocab_size=700, split_cjk=True)
+    text = TEXTS[0]
+    merged_pieces = [merged.decode([i]) for i in merged(text)["input_ids"]]
+    split_pieces = [split.decode([i]) for i in split(text)["input_ids"]]
+    assert max(cjk_in(p) for p in merged_pieces) >= 4  # whole runs such as 鸡兔同笼 merge by default
+    assert max(cjk_in(p) for p in split_pieces) == 1
+    assert "鸡" in split_pieces and "兔" in split_pieces  # each a single token, as a copy head needs
+    assert split.decode(split(text)["input_ids"]) == text  # lossless
+    english = TEXTS[-1]  # English words and the digit rule are unchanged
+    numbers = [p for p in (split.decode([i]) for i in split(english)["input_ids"]) if p.strip().isdigit()]
+    assert numbers == list("1234" + "5678" + "7006652")
+    assert split.tokenize(english) == merged.tokenize(english)
