@@ -41,15 +41,26 @@ METRICS = (
 )
 
 
+def cli_of() -> list[str]:
+    """The command line that runs ``moss-agent`` with this interpreter."""
+    return [sys.executable, "-m", "moss_agent.cli"]
+
+
 def run_one(
-    out: Path, name: str, flags: str, seed: int, eval_args: list[str], suite_pattern: str | None = None
+    out: Path,
+    name: str,
+    flags: str,
+    seed: int,
+    eval_args: list[str],
+    suite_pattern: str | None = None,
+    probe: Path | None = None,
 ) -> dict[str, Any]:
     """Train one variant with one seed and score it; return its numbers (or its error)."""
     folder = out / f"{name}-s{seed}"
     summary = folder / "eval-heldout" / "summary.json"
     if not summary.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        cli = [sys.executable, "-m", "moss_agent.cli"]
+        cli = cli_of()
         started = time.monotonic()
         with (folder / "sweep.log").open("a") as log:
             train = [*cli, "train", "recipe", "--out", str(folder), "--seed", str(seed), *shlex.split(flags)]
@@ -67,6 +78,17 @@ def run_one(
             if subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, check=False).returncode:
                 return {"variant": name, "seed": seed, "error": f"eval failed, see {folder}/sweep.log"}
         (folder / "sweep_minutes.txt").write_text(f"{(time.monotonic() - started) / 60:.2f}\n")
+    probe_scores: dict[str, Any] = {}
+    if probe is not None:
+        probe_summary = folder / "eval-probe" / "summary.json"
+        if not probe_summary.is_file():
+            evaluate = [*cli_of(), "eval", "--suite", str(probe), "--out", str(folder / "eval-probe")]
+            evaluate += ["--model", str(folder / "sft" / "final"), *eval_args]
+            with (folder / "sweep.log").open("a") as log:
+                subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, check=False)
+        if probe_summary.is_file():
+            rate = json.loads(probe_summary.read_text()).get("end_to_end_accuracy")
+            probe_scores = {"probe_end_to_end": rate}
     scores = json.loads(summary.read_text())
     recipe = json.loads((folder / "recipe_log.json").read_text())
     return {
@@ -74,19 +96,21 @@ def run_one(
         "seed": seed,
         "recipe_minutes": recipe.get("minutes_total"),
         **{metric: scores.get(metric) for metric in METRICS},
+        **probe_scores,
     }
 
 
 def table(results: list[dict[str, Any]], variants: dict[str, str]) -> str:
     """Mean and spread (min-max over seeds) of every metric, one row per variant."""
+    columns = [*METRICS, *(["probe_end_to_end"] if any("probe_end_to_end" in r for r in results) else [])]
     lines = [
-        "| variant | flags | seeds | " + " | ".join(m.removesuffix("_accuracy") for m in METRICS) + " |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in METRICS) + " |",
+        "| variant | flags | seeds | " + " | ".join(m.removesuffix("_accuracy") for m in columns) + " |",
+        "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " |",
     ]
     for name, flags in variants.items():
         done = [r for r in results if r["variant"] == name and "error" not in r]
         cells = []
-        for metric in METRICS:
+        for metric in columns:
             values = [100 * r[metric] for r in done if r.get(metric) is not None]
             cells.append(
                 f"{statistics.mean(values):.1f} ({min(values):.1f}–{max(values):.1f})" if values else "–"
@@ -112,6 +136,12 @@ def main() -> None:
         "the run's seed (to compare data variants on the same cases: the base data's held-out suite of "
         "that seed, whose families --more-phrasings keeps held out)",
     )
+    parser.add_argument(
+        "--probe",
+        type=Path,
+        help="also score every run on this suite (e.g. evals/suites/readme-probe.jsonl: the README's "
+        "questions with other numbers); its end-to-end rate is the last column",
+    )
     args = parser.parse_args()
     variants = dict(v.split("=", 1) if "=" in v else (v, "") for v in args.variant)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -119,7 +149,7 @@ def main() -> None:
     jobs = [(name, flags, seed) for seed in seeds for name, flags in variants.items()]
     eval_args = shlex.split(args.eval_args)
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda job: run_one(args.out, *job, eval_args, args.suite), jobs))
+        results = list(pool.map(lambda job: run_one(args.out, *job, eval_args, args.suite, args.probe), jobs))
     (args.out / "sweep.json").write_text(json.dumps(results, indent=2))
     report = table(results, variants)
     (args.out / "sweep.md").write_text(report)

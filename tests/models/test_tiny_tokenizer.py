@@ -7,7 +7,7 @@ from moss_agent.models.tiny import CJK_CHARACTER, build_tiny_tokenizer
 TEXTS = [
     "<|Human|>: 鸡兔同笼，共有35个头，94只脚，鸡和兔各有几只？<eoh>\n"
     "<|Inner Thoughts|>: 这是一个鸡兔同笼问题，设鸡有x只，兔有y只，需要解方程组。<eot>\n"
-    "<|Commands|>: Solve(\"x+y=35, 2x+4y=94\")<eoc>\n<|MOSS|>: 鸡有23只，兔有12只。<eom>\n"
+    '<|Commands|>: Solve("x+y=35, 2x+4y=94")<eoc>\n<|MOSS|>: 鸡有23只，兔有12只。<eom>\n'
 ] * 40 + ["<|Human|>: What is 1234 multiplied by 5678?<eoh>\n<|MOSS|>: The result is 7006652.<eom>\n"] * 40
 
 
