@@ -67,10 +67,8 @@ def build_tiny_tokenizer(
     Returns:
         A fast tokenizer; save it with ``save_pretrained``.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
-
-    from tokenizers import Regex
 
     tokenizer = Tokenizer(models.BPE())
     steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]

@@ -173,7 +173,9 @@ def run_recipe(config: RecipeConfig) -> Path:
     tokenizer_dir = out / "tokenizer"
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):
         with log.stage("tokenizer"):
-            train_tokenizer(data / "train.jsonl", tokenizer_dir, config.vocab_size, split_cjk=config.cjk_chars)
+            train_tokenizer(
+                data / "train.jsonl", tokenizer_dir, config.vocab_size, split_cjk=config.cjk_chars
+            )
     init = out / "init"
     if _needed(init / "config.json", "init"):
         with log.stage("init"):
