@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from moss_agent.conversations import TURN_FIELDS
+from moss_agent.errors import UsageError
 
 __all__ = [
     "RecipeConfig",
@@ -144,8 +145,30 @@ class RecipeLog:
         self.path.write_text(json.dumps(data, indent=2))
 
 
+def check_recipe(config: RecipeConfig) -> None:
+    """Refuse a model shape that CodeGen or the induction circuit cannot build, before any work.
+
+    Raises:
+        UsageError: What is wrong and what would do.
+    """
+    if config.n_layer < (2 if config.induction_circuit else 1):
+        raise UsageError(
+            f"--layers must be at least 2 (the induction circuit spans two), got {config.n_layer}"
+        )
+    if config.n_embd % config.n_head:
+        raise UsageError(f"--width {config.n_embd} must be a multiple of the {config.n_head} attention heads")
+    head_dim = config.n_embd // config.n_head
+    if config.induction_circuit and head_dim - config.rotary_dim < 4:
+        smallest = (config.rotary_dim + 4) * config.n_head
+        raise UsageError(
+            f"--width {config.n_embd} leaves {head_dim} dims per head; the induction circuit needs "
+            f"{config.rotary_dim} rotary + 4 more: use --width {smallest} or more"
+        )
+
+
 def run_recipe(config: RecipeConfig) -> Path:
     """Run every stage; return the folder of the trained model."""
+    check_recipe(config)
     from transformers import AutoTokenizer
 
     from moss_agent.models.tiny import build_tiny_moss_checkpoint

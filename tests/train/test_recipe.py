@@ -41,3 +41,27 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert run_recipe(config) == final  # everything already there: nothing is redone
     assert capsys.readouterr().out.count("already done") == 4
     assert json.loads((tmp_path / "run" / "recipe_log.json").read_text())["stages"] == log["stages"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"n_embd": 100}, "multiple of the 8 attention heads"),
+        ({"n_embd": 128}, "use --width 160 or more"),
+        ({"n_layer": 1}, "at least 2"),
+    ],
+)
+def test_a_model_shape_that_cannot_be_built_is_refused_before_any_work(tmp_path, changes, message):
+    from moss_agent.errors import UsageError
+    from moss_agent.train.recipe import RecipeConfig, run_recipe
+
+    with pytest.raises(UsageError, match=message):
+        run_recipe(RecipeConfig(out=str(tmp_path / "run"), **changes))
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_default_shape_and_a_wider_one_pass_the_check():
+    from moss_agent.train.recipe import RecipeConfig, check_recipe
+
+    check_recipe(RecipeConfig(out=""))
+    check_recipe(RecipeConfig(out="", n_embd=160, n_layer=6))

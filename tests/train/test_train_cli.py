@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from moss_agent.cli import app
+
+runner = CliRunner()
+
+
+def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
+    import moss_agent.train.recipe as recipe
+
+    seen = []
+    monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
+    flags = ["--more-phrasings", "--wrap-requests", "--cjk-chars", "--restate-solutions", "--layers", "6"]
+    result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
+    assert result.exit_code == 0, result.output
+    (config,) = seen
+    assert (config.more_phrasings, config.wrap_requests, config.cjk_chars, config.restate_solutions) == (
+        True,
+        True,
+        True,
+        True,
+    )
+    assert (config.n_layer, config.n_embd, config.out) == (6, 320, str(tmp_path))
+    result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
+    defaults = seen[-1]
+    assert not (defaults.more_phrasings or defaults.wrap_requests or defaults.cjk_chars)
+    assert (defaults.n_layer, defaults.n_embd) == (recipe.RecipeConfig(out="").n_layer, 256)
+
+
+def test_train_data_passes_the_data_options(monkeypatch, tmp_path: Path) -> None:
+    import moss_agent.train.data as data
+
+    seen = []
+    monkeypatch.setattr(data, "generate_dataset", lambda out, **kwargs: seen.append(kwargs) or {"ok": True})
+    result = runner.invoke(
+        app, ["train", "data", "--out", str(tmp_path), "--more-phrasings", "--wrap-requests"]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen[0]["more_phrasings"] is True and seen[0]["wrap_requests"] is True
+
+
+def test_train_recipe_refuses_a_width_the_circuit_cannot_use(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path / "run"), "--width", "128"])
+    assert result.exit_code != 0 and not (tmp_path / "run").exists()
+    assert "use --width 160 or more" in str(result.exception)
