@@ -39,7 +39,13 @@ from typing import Any
 
 from moss_agent.errors import UsageError
 
-__all__ = ["CircuitHeads", "install_induction_circuit", "protect_induction_circuit"]
+__all__ = [
+    "CircuitHeads",
+    "check_circuit_shape",
+    "install_induction_circuit",
+    "min_circuit_width",
+    "protect_induction_circuit",
+]
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,46 @@ def _positional_head(
     out[:, columns : columns + writes.shape[1]] = writes * sigma
 
 
+def min_circuit_width(n_head: int, rotary_dim: int) -> int:
+    """The smallest hidden size whose heads keep the 4 non-rotary dimensions the circuit matches on."""
+    return (rotary_dim + 4) * n_head
+
+
+def check_circuit_shape(
+    *,
+    n_layer: int,
+    n_embd: int,
+    n_head: int,
+    rotary_dim: int,
+    previous_layer: int = 0,
+    induction_layer: int = 1,
+    induction_heads: int = 2,
+    bigram_heads: int = 0,
+) -> None:
+    """Refuse a model shape the circuit cannot be written into (before any model exists).
+
+    Raises:
+        UsageError: Which rule the shape breaks.
+    """
+    if not 0 <= previous_layer < induction_layer < n_layer:
+        raise UsageError(f"need 0 <= previous_layer < induction_layer < n_layer ({n_layer})")
+    head_dim = n_embd // n_head
+    pass_dims = head_dim - rotary_dim
+    if rotary_dim < 2 or pass_dims < 4:
+        raise UsageError("the circuit needs rotary_dim >= 2 and at least 4 non-rotary dims per head")
+    if not 1 <= induction_heads <= n_head or induction_heads * pass_dims > head_dim:
+        raise UsageError(f"induction_heads must be 1…{head_dim // pass_dims}")
+    half = pass_dims // 2
+    if (
+        bigram_heads < 0
+        or induction_heads + bigram_heads > n_head
+        or (bigram_heads * half > induction_heads * pass_dims)
+    ):
+        raise UsageError("too many bigram_heads for the model's heads")
+    if induction_heads * pass_dims + head_dim + bigram_heads * half + 2 > n_embd // 2:
+        raise UsageError("hidden size too small for the circuit's reserved directions")
+
+
 def install_induction_circuit(
     model: Any,
     *,
@@ -161,25 +207,22 @@ def install_induction_circuit(
     blocks = getattr(transformer, "h", None)
     if blocks is None or not hasattr(blocks[0].attn, "qkv_proj") or not hasattr(model, "lm_head"):
         raise UsageError("the induction circuit needs a CodeGen/MOSS model (transformer.h[i].attn.qkv_proj)")
-    if not 0 <= previous_layer < induction_layer < len(blocks):
-        raise UsageError(f"need 0 <= previous_layer < induction_layer < n_layer ({len(blocks)})")
+    shape = blocks[0].attn  # every layer has the same shape
+    check_circuit_shape(
+        n_layer=len(blocks),
+        n_embd=shape.embed_dim,
+        n_head=shape.num_attention_heads,
+        rotary_dim=shape.rotary_dim or 0,
+        previous_layer=previous_layer,
+        induction_layer=induction_layer,
+        induction_heads=induction_heads,
+        bigram_heads=bigram_heads,
+    )
     attn = blocks[previous_layer].attn
     dim, head_dim, rotary = attn.embed_dim, attn.head_dim, attn.rotary_dim or 0
     pass_dims = head_dim - rotary
-    if rotary < 2 or pass_dims < 4:
-        raise UsageError("the circuit needs rotary_dim >= 2 and at least 4 non-rotary dims per head")
-    if not 1 <= induction_heads <= attn.num_attention_heads or induction_heads * pass_dims > head_dim:
-        raise UsageError(f"induction_heads must be 1…{head_dim // pass_dims}")
     half = pass_dims // 2
-    if (
-        bigram_heads < 0
-        or induction_heads + bigram_heads > attn.num_attention_heads
-        or (bigram_heads * half > induction_heads * pass_dims)
-    ):
-        raise UsageError("too many bigram_heads for the model's heads")
     a_dims, b_dims, c_dims = induction_heads * pass_dims, head_dim, bigram_heads * half
-    if a_dims + b_dims + c_dims + 2 > dim // 2:
-        raise UsageError("hidden size too small for the circuit's reserved directions")
 
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

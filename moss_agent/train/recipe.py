@@ -157,13 +157,23 @@ def check_recipe(config: RecipeConfig) -> None:
         )
     if config.n_embd % config.n_head:
         raise UsageError(f"--width {config.n_embd} must be a multiple of the {config.n_head} attention heads")
-    head_dim = config.n_embd // config.n_head
-    if config.induction_circuit and head_dim - config.rotary_dim < 4:
-        smallest = (config.rotary_dim + 4) * config.n_head
+    if not config.induction_circuit:
+        return
+    from moss_agent.train.induction import check_circuit_shape, min_circuit_width
+
+    smallest = min_circuit_width(config.n_head, config.rotary_dim)
+    if config.n_embd < smallest:
         raise UsageError(
-            f"--width {config.n_embd} leaves {head_dim} dims per head; the induction circuit needs "
-            f"{config.rotary_dim} rotary + 4 more: use --width {smallest} or more"
+            f"--width {config.n_embd} leaves {config.n_embd // config.n_head} dims per head; the induction "
+            f"circuit needs {config.rotary_dim} rotary + 4 more: use --width {smallest} or more"
         )
+    check_circuit_shape(
+        n_layer=config.n_layer,
+        n_embd=config.n_embd,
+        n_head=config.n_head,
+        rotary_dim=config.rotary_dim,
+        bigram_heads=config.bigram_heads,
+    )
 
 
 def run_recipe(config: RecipeConfig) -> Path:

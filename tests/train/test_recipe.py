@@ -49,6 +49,7 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
         ({"n_embd": 100}, "multiple of the 8 attention heads"),
         ({"n_embd": 128}, "use --width 160 or more"),
         ({"n_layer": 1}, "at least 2"),
+        ({"bigram_heads": 7}, "too many bigram_heads"),
     ],
 )
 def test_a_model_shape_that_cannot_be_built_is_refused_before_any_work(tmp_path, changes, message):
