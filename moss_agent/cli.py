@@ -407,6 +407,16 @@ def finetune_command(
 
 
 _RECIPE = RecipeConfig(out="")  # the recipe's defaults, shown by --help
+# Data options that `train data` and `train recipe` both take.
+_RestateSolutions = Annotated[
+    bool, typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names.")
+]
+_MorePhrasings = Annotated[
+    bool, typer.Option(help="Add the extra phrasing families (about 8 more per request kind).")
+]
+_WrapRequests = Annotated[
+    bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
+]
 
 
 @train_app.command("data")
@@ -420,16 +430,9 @@ def train_data_command(
         bool,
         typer.Option(help="Inner Thoughts quote the needed tool's switch line ('Calculator: enabled; …')."),
     ] = _RECIPE.switch_thoughts,
-    restate_solutions: Annotated[
-        bool,
-        typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names."),
-    ] = _RECIPE.restate_solutions,
-    more_phrasings: Annotated[
-        bool, typer.Option(help="Add the extra phrasing families (about 8 more per request kind).")
-    ] = _RECIPE.more_phrasings,
-    wrap_requests: Annotated[
-        bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
-    ] = _RECIPE.wrap_requests,
+    restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
+    more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
+    wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -481,16 +484,9 @@ def train_recipe_command(
         bool,
         typer.Option(help="Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."),
     ] = _RECIPE.switch_thoughts,
-    restate_solutions: Annotated[
-        bool,
-        typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names."),
-    ] = _RECIPE.restate_solutions,
-    more_phrasings: Annotated[
-        bool, typer.Option(help="Add the extra phrasing families (about 8 more per request kind).")
-    ] = _RECIPE.more_phrasings,
-    wrap_requests: Annotated[
-        bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
-    ] = _RECIPE.wrap_requests,
+    restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
+    more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
+    wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
