@@ -41,9 +41,14 @@ METRICS = (
 )
 
 
-def cli_of() -> list[str]:
-    """The command line that runs ``moss-agent`` with this interpreter."""
-    return [sys.executable, "-m", "moss_agent.cli"]
+CLI = [sys.executable, "-m", "moss_agent.cli"]
+
+
+def evaluate(folder: Path, suite: Path, name: str, eval_args: list[str], log: Any) -> int:
+    """``moss-agent eval`` of the run's model on ``suite`` into ``folder/name``; its exit status."""
+    command = [*CLI, "eval", "--suite", str(suite), "--out", str(folder / name)]
+    command += ["--model", str(folder / "sft" / "final"), *eval_args]
+    return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False).returncode
 
 
 def run_one(
@@ -60,10 +65,9 @@ def run_one(
     summary = folder / "eval-heldout" / "summary.json"
     if not summary.is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        cli = cli_of()
         started = time.monotonic()
         with (folder / "sweep.log").open("a") as log:
-            train = [*cli, "train", "recipe", "--out", str(folder), "--seed", str(seed), *shlex.split(flags)]
+            train = [*CLI, "train", "recipe", "--out", str(folder), "--seed", str(seed), *shlex.split(flags)]
             if subprocess.run(train, stdout=log, stderr=subprocess.STDOUT, check=False).returncode:
                 return {"variant": name, "seed": seed, "error": f"training failed, see {folder}/sweep.log"}
             data = folder / "data"
@@ -73,19 +77,15 @@ def run_one(
                 suite = heldout_suite(
                     data / "test.jsonl", data / "corpus.jsonl", folder / "heldout" / "heldout.jsonl"
                 )
-            evaluate = [*cli, "eval", "--suite", str(suite), "--out", str(folder / "eval-heldout")]
-            evaluate += ["--model", str(folder / "sft" / "final"), *eval_args]
-            if subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, check=False).returncode:
+            if evaluate(folder, suite, "eval-heldout", eval_args, log):
                 return {"variant": name, "seed": seed, "error": f"eval failed, see {folder}/sweep.log"}
         (folder / "sweep_minutes.txt").write_text(f"{(time.monotonic() - started) / 60:.2f}\n")
     probe_scores: dict[str, Any] = {}
     if probe is not None:
         probe_summary = folder / "eval-probe" / "summary.json"
         if not probe_summary.is_file():
-            evaluate = [*cli_of(), "eval", "--suite", str(probe), "--out", str(folder / "eval-probe")]
-            evaluate += ["--model", str(folder / "sft" / "final"), *eval_args]
             with (folder / "sweep.log").open("a") as log:
-                subprocess.run(evaluate, stdout=log, stderr=subprocess.STDOUT, check=False)
+                evaluate(folder, probe, "eval-probe", eval_args, log)
         if probe_summary.is_file():
             rate = json.loads(probe_summary.read_text()).get("end_to_end_accuracy")
             probe_scores = {"probe_end_to_end": rate}
