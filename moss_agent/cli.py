@@ -417,6 +417,10 @@ _MorePhrasings = Annotated[
 _WrapRequests = Annotated[
     bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
 ]
+_MixClauses = Annotated[
+    bool,
+    typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
+]
 
 
 @train_app.command("data")
@@ -433,6 +437,7 @@ def train_data_command(
     restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
+    mix_clauses: _MixClauses = _RECIPE.mix_clauses,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -447,6 +452,7 @@ def train_data_command(
         restate_solutions=restate_solutions,
         more_phrasings=more_phrasings,
         wrap_requests=wrap_requests,
+        mix_clauses=mix_clauses,
     )
     typer.echo(
         json.dumps(
@@ -487,6 +493,7 @@ def train_recipe_command(
     restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
+    mix_clauses: _MixClauses = _RECIPE.mix_clauses,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
@@ -511,6 +518,7 @@ def train_recipe_command(
             restate_solutions=restate_solutions,
             more_phrasings=more_phrasings,
             wrap_requests=wrap_requests,
+            mix_clauses=mix_clauses,
             cjk_chars=cjk_chars,
         )
     )

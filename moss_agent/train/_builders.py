@@ -26,6 +26,7 @@ from moss_agent.protocol import (
 from moss_agent.tools.calculator import calculate
 from moss_agent.tools.solver import SolveError, format_solutions, solve_equations
 from moss_agent.train import _templates_en, _templates_en_extra, _templates_zh, _templates_zh_extra
+from moss_agent.train._clauses import splice_template
 from moss_agent.train._custom import GENERIC_ASK, CustomTool
 from moss_agent.train._vocab import ATTR as _ATTR
 from moss_agent.train._vocab import CAGE as _CAGE
@@ -63,6 +64,8 @@ ARITH_KINDS = {"add", "sub", "mul", "div", "pow", "sqrt", "percent", "mixed"}
 FOLLOWUP_OPS = {"fu_mul": "*", "fu_add": "+", "fu_sub": "-", "fu_div": "/"}
 SEARCH_KINDS = ("population", "founder", "founded", "height", "event_date")
 CHAT_KINDS = ("greet", "thanks", "identity", "define", "bye")
+MIX_RATE = 0.7
+"""Share of training requests phrased by a clause splice when ``mix_clauses`` is on."""
 
 
 @dataclass
@@ -195,6 +198,10 @@ class TurnBuilder:
             from the meta instruction (which the induction circuit does) instead of a guess.
         restate_solutions: Replies to 鸡兔同笼-style problems first restate the solver's lines
             (``x = 23，y = 12``) and only then name the animals.
+        mix_rng: When given (training split, ``mix_clauses``), about half of the requests are
+            phrased by a splice of the drawn family with another of its group
+            (:func:`moss_agent.train._clauses.splice_template`), drawn from this RNG only, so
+            the conversations drawn from the main RNG stay the same. Chit-chat is never spliced.
     """
 
     def __init__(
@@ -206,8 +213,10 @@ class TurnBuilder:
         solve_cache: dict[str, str],
         switch_thoughts: bool = True,
         restate_solutions: bool = False,
+        mix_rng: random.Random | None = None,
     ) -> None:
         self.world = world
+        self.mix_rng = mix_rng
         self.switch_thoughts = switch_thoughts
         self.restate_solutions = restate_solutions
         self.search = search
@@ -225,7 +234,13 @@ class TurnBuilder:
         if not choices:
             raise LookupError(group)
         family = rng.choice(choices)
-        return family, self.families.templates[family]
+        template = self.families.templates[family]
+        if self.mix_rng is not None and ".chat." not in group and self.mix_rng.random() < MIX_RATE:
+            others = [self.families.templates[f] for f in choices]
+            spliced = splice_template(self.mix_rng, template, others)
+            if spliced is not None and accept(spliced):
+                template = spliced
+        return family, template
 
     @staticmethod
     def text(rng: random.Random, lang: str, table: str, key: str, **slots: Any) -> str:

@@ -345,6 +345,7 @@ def generate_dataset(
     restate_solutions: bool = False,
     more_phrasings: bool = False,
     wrap_requests: bool = False,
+    mix_clauses: bool = False,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -366,6 +367,10 @@ def generate_dataset(
         wrap_requests: About half of the training split's tool requests get a greeting, filler
             or thanks around them (:mod:`moss_agent.train._wrappers`). The conversations drawn
             are the same; valid and test are untouched.
+        mix_clauses: About half of the training split's requests are phrased by splicing the
+            opening clauses of their family with the closing clauses of another training
+            family of the same kind (:mod:`moss_agent.train._clauses`), from an RNG stream of
+            their own: the conversations drawn are the same; valid and test are untouched.
 
     Returns:
         Where the files are and their statistics.
@@ -386,8 +391,16 @@ def generate_dataset(
     solve_cache: dict[str, str] = {}
     splits: dict[str, Any] = {}
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
+        mix_rng = random.Random(f"{seed}:{split}:mix") if mix_clauses and split == "train" else None
         builder = TurnBuilder(
-            world, search, families, split == "test", solve_cache, switch_thoughts, restate_solutions
+            world,
+            search,
+            families,
+            split == "test",
+            solve_cache,
+            switch_thoughts,
+            restate_solutions,
+            mix_rng,
         )
         stats: dict[str, Any] = {}
         wrap_rng = random.Random(f"{seed}:{split}:wrap") if wrap_requests and split == "train" else None
@@ -411,6 +424,7 @@ def generate_dataset(
         "restate_solutions": restate_solutions,
         **({"more_phrasings": True} if more_phrasings else {}),
         **({"wrap_requests": True} if wrap_requests else {}),
+        **({"mix_clauses": True} if mix_clauses else {}),
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -78,6 +78,8 @@ class RecipeConfig:
     """Add the extra phrasing families (about 8 more per request kind; 18 % of them held out)."""
     wrap_requests: bool = False
     """About half of the training requests get a greeting, filler or thanks around them."""
+    mix_clauses: bool = False
+    """About half of the training requests are phrased by splicing the clauses of two families."""
     cjk_chars: bool = False
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 
@@ -202,6 +204,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 restate_solutions=config.restate_solutions,
                 more_phrasings=config.more_phrasings,
                 wrap_requests=config.wrap_requests,
+                mix_clauses=config.mix_clauses,
             )
     tokenizer_dir = out / "tokenizer"
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):

@@ -360,3 +360,53 @@ def test_extra_templates_and_wrappers_avoid_the_banned_strings() -> None:
             if len(v) != (5 if "fu_" in k or "chat" in k else 8)
         } == {}
     assert not [t for t in texts if any(b in t.lower() for b in BANNED_STRINGS)]
+
+
+def test_clause_cuts_split_after_delimiters_only() -> None:
+    from moss_agent.train._clauses import clause_cuts
+
+    template = "一辆车{t}小时行驶了{d}公里，平均速度是多少？"
+    assert [template[c:] for c in clause_cuts(template)] == ["平均速度是多少？"]
+    english = "A pipe is {a}.5 m long, {c}.{d} kg. How long are {b} of them?"
+    assert [english[c:] for c in clause_cuts(english)] == [
+        "{c}.{d} kg. How long are {b} of them?",
+        "How long are {b} of them?",
+    ]
+    assert clause_cuts("What is {a} plus {b}?") == []
+
+
+def test_spliced_templates_keep_every_placeholder_once() -> None:
+    import random
+
+    from moss_agent.train._builders import TEMPLATES
+    from moss_agent.train._clauses import splice_template
+
+    rng = random.Random(0)
+    spliced = 0
+    for module in TEMPLATES.values():
+        for templates in module.HUMAN.items():
+            for first in templates[1]:
+                result = splice_template(rng, first, templates[1])
+                if result is None:
+                    continue
+                spliced += 1
+                assert result not in templates[1]
+                assert sorted(re.findall(r"\{(\w+)\}", result)) == sorted(re.findall(r"\{(\w+)\}", first))
+    assert spliced >= 40
+
+
+def test_mixed_clauses_change_only_training_requests(dataset: DatasetInfo, tmp_path: Path) -> None:
+    mixed = generate_dataset(tmp_path / "mixed", seed=0, mix_clauses=True, **SIZES)
+    assert mixed.stats["mix_clauses"] is True and "mix_clauses" not in dataset.stats
+    changed = 0
+    for split in SPLITS:
+        for plain, other in zip(records(dataset, split), records(mixed, split), strict=True):
+            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
+                # the same request (same call, same results, same reply), other words
+                assert {k: v for k, v in a.items() if k != "Human"} == {
+                    k: v for k, v in b.items() if k != "Human"
+                }
+                if a["Human"] != b["Human"]:
+                    assert split == "train" and expect["intent"] != "no_tool"
+                    changed += 1
+    assert changed >= 20

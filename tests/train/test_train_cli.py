@@ -14,7 +14,8 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
 
     seen = []
     monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
-    flags = ["--more-phrasings", "--wrap-requests", "--cjk-chars", "--restate-solutions", "--layers", "6"]
+    flags = ["--more-phrasings", "--wrap-requests", "--mix-clauses", "--cjk-chars", "--restate-solutions"]
+    flags += ["--layers", "6"]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
     assert result.exit_code == 0, result.output
     (config,) = seen
@@ -24,10 +25,13 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
         True,
         True,
     )
+    assert config.mix_clauses is True
     assert (config.n_layer, config.n_embd, config.out) == (6, 320, str(tmp_path))
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
-    assert not (defaults.more_phrasings or defaults.wrap_requests or defaults.cjk_chars)
+    assert not (
+        defaults.more_phrasings or defaults.wrap_requests or defaults.cjk_chars or defaults.mix_clauses
+    )
     assert (defaults.n_layer, defaults.n_embd) == (recipe.RecipeConfig(out="").n_layer, 256)
 
 
@@ -37,10 +41,11 @@ def test_train_data_passes_the_data_options(monkeypatch, tmp_path: Path) -> None
     seen = []
     monkeypatch.setattr(data, "generate_dataset", lambda out, **kwargs: seen.append(kwargs) or {"ok": True})
     result = runner.invoke(
-        app, ["train", "data", "--out", str(tmp_path), "--more-phrasings", "--wrap-requests"]
+        app, ["train", "data", "--out", str(tmp_path), "--more-phrasings", "--wrap-requests", "--mix-clauses"]
     )
     assert result.exit_code == 0, result.output
     assert seen[0]["more_phrasings"] is True and seen[0]["wrap_requests"] is True
+    assert seen[0]["mix_clauses"] is True
 
 
 def test_train_recipe_refuses_a_width_the_circuit_cannot_use(tmp_path: Path) -> None:
