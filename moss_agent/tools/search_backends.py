@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import unicodedata
@@ -365,9 +366,7 @@ class LocalCorpusBackend:
             ]
         if not documents:
             raise UsageError("the search corpus has no documents")
-        import bm25s
-
-        index = bm25s.BM25()
+        index = _import_bm25s().BM25()
         index.index([tokenize(f"{doc.title or ''}\n{doc.text}") for doc in documents], show_progress=False)
         return documents, index
 
@@ -382,6 +381,30 @@ class LocalCorpusBackend:
         scores = np.asarray(index.get_scores(terms))
         order = np.argsort(-scores, kind="stable")[:max_results]
         return [documents[i].text for i in order if scores[i] > 0]
+
+
+def _import_bm25s() -> Any:
+    """``import bm25s`` without letting it start JAX.
+
+    When JAX is installed, importing bm25s imports ``jax.lax`` and runs a top-k with it, which
+    initialises JAX's GPU backend, and JAX then preallocates 75 % of the GPU's memory for the
+    rest of the process (measured on an H100: about 60 GB in every training and eval process,
+    so a few of them at once ran out of memory). This backend only uses bm25s's NumPy scorer,
+    so JAX is hidden while bm25s loads, unless the program has imported JAX itself.
+    """
+    with _BM25S_IMPORT_LOCK:
+        hide_jax = "jax" not in sys.modules
+        if hide_jax:
+            sys.modules["jax"] = None  # type: ignore[assignment]  # makes "import jax…" fail
+        try:
+            import bm25s
+        finally:
+            if hide_jax and "jax" in sys.modules and sys.modules["jax"] is None:
+                del sys.modules["jax"]
+    return bm25s
+
+
+_BM25S_IMPORT_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- recorded

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -431,3 +432,28 @@ def test_importing_search_loads_no_heavy_package() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_local_corpus_search_keeps_jax_from_starting(tmp_path: Path) -> None:
+    # bm25s imports jax.lax (and runs it) when JAX is installed; JAX then grabs 75 % of a GPU.
+    fake = tmp_path / "site" / "jax"
+    fake.mkdir(parents=True)
+    marker = tmp_path / "jax-imported"
+    (fake / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('jax ')\n")
+    (fake / "lax.py").write_text("def top_k(x, k):\n    raise RuntimeError('JAX ran')\n")
+    script = (
+        "import sys\n"
+        "from moss_agent.tools.search_backends import LocalCorpusBackend\n"
+        "backend = LocalCorpusBackend([{'title': 'Paris', 'text': 'Paris is the capital of France.'},"
+        " {'title': 'Rome', 'text': 'Rome is in Italy.'}])\n"
+        "print(backend.search('capital of France', 1))\n"
+        "assert 'jax' not in sys.modules, sys.modules.get('jax')\n"
+        "import jax\n"  # the program's own JAX still imports afterwards
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Paris is the capital of France." in done.stdout
+    assert marker.read_text() == "jax "  # imported once: by the program, not by bm25s
