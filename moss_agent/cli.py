@@ -417,6 +417,9 @@ _MorePhrasings = Annotated[
 _WrapRequests = Annotated[
     bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
 ]
+_QuoteCounts = Annotated[
+    bool, typer.Option(help="Cage-problem Inner Thoughts first quote the two counts ('已知35个头，94只脚').")
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -438,6 +441,7 @@ def train_data_command(
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
+    quote_counts: _QuoteCounts = _RECIPE.quote_counts,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -453,6 +457,7 @@ def train_data_command(
         more_phrasings=more_phrasings,
         wrap_requests=wrap_requests,
         mix_clauses=mix_clauses,
+        quote_counts=quote_counts,
     )
     typer.echo(
         json.dumps(
@@ -494,6 +499,7 @@ def train_recipe_command(
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
+    quote_counts: _QuoteCounts = _RECIPE.quote_counts,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
@@ -519,6 +525,7 @@ def train_recipe_command(
             more_phrasings=more_phrasings,
             wrap_requests=wrap_requests,
             mix_clauses=mix_clauses,
+            quote_counts=quote_counts,
             cjk_chars=cjk_chars,
         )
     )

@@ -198,6 +198,9 @@ class TurnBuilder:
             from the meta instruction (which the induction circuit does) instead of a guess.
         restate_solutions: Replies to 鸡兔同笼-style problems first restate the solver's lines
             (``x = 23，y = 12``) and only then name the animals.
+        quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
+            from the question in a fixed form (``已知35个头，94只脚``), so the call copies them from
+            a fixed place instead of picking them out of the user's wording.
         mix_rng: When given (training split, ``mix_clauses``), about half of the requests are
             phrased by a splice of the drawn family with another of its group
             (:func:`moss_agent.train._clauses.splice_template`), drawn from this RNG only, so
@@ -214,8 +217,10 @@ class TurnBuilder:
         switch_thoughts: bool = True,
         restate_solutions: bool = False,
         mix_rng: random.Random | None = None,
+        quote_counts: bool = False,
     ) -> None:
         self.world = world
+        self.quote_counts = quote_counts
         self.mix_rng = mix_rng
         self.switch_thoughts = switch_thoughts
         self.restate_solutions = restate_solutions
@@ -461,6 +466,8 @@ class TurnBuilder:
         kind = kind or rng.choice(("linear", "system", "cage", "cage"))
         family, human, eq, s = self.solve_request(rng, lang, kind)
         thought_key = "solve.cage_v" if s.get("sort") == "v" else f"solve.{kind}"
+        if kind == "cage" and self.quote_counts:
+            thought_key += "_counts"
         thoughts = self.tool_thoughts(lang, "Solve", True, self.text(rng, lang, "THOUGHTS", thought_key, **s))
         invocation = ToolInvocation.call("Solve", eq)
         result = self.solve_text(eq)

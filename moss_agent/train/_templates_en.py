@@ -276,6 +276,15 @@ THOUGHTS: dict[str, list[str]] = {
     "solve.cage": [
         "Let x be the number of {A} and y the number of {B}; I need to solve a system of equations."
     ],
+    # --quote-counts: the two counts quoted from the question first, in a fixed form.
+    "solve.cage_counts": [
+        "There are {heads} and {legs}. Let x be the number of {A} and y the number of {B}; "
+        "I need to solve a system of equations."
+    ],
+    "solve.cage_v_counts": [
+        "There are {heads} and {legs}. Let x be the number of {A} and y the number of {B}; "
+        "I need to solve a system of equations."
+    ],
     "search": [
         "The user asks for the {attr} of {entity}, I need to search for it.",
         "I should search the web for the {attr} of {entity}.",

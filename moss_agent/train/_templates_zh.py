@@ -247,6 +247,13 @@ THOUGHTS: dict[str, list[str]] = {
     "solve.system": ["这是一个二元一次方程组，我需要使用方程求解器。"],
     "solve.cage": ["这是一个{A}{B}同笼问题，设{A}有x{U}，{B}有y{U}，需要解方程组。"],
     "solve.cage_v": ["这是一个类似鸡兔同笼的问题，设{A}有x{U}，{B}有y{U}，需要解方程组。"],
+    # --quote-counts: the two counts quoted from the question first, in a fixed form.
+    "solve.cage_counts": [
+        "这是一个{A}{B}同笼问题，已知{heads}，{legs}，设{A}有x{U}，{B}有y{U}，需要解方程组。"
+    ],
+    "solve.cage_v_counts": [
+        "这是一个类似鸡兔同笼的问题，已知{heads}，{legs}，设{A}有x{U}，{B}有y{U}，需要解方程组。"
+    ],
     "search": [
         "用户想知道{entity}的{attr}，我需要搜索相关信息。",
         "这个问题需要最新的资料，我应该搜索{entity}的{attr}。",

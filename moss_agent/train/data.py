@@ -346,6 +346,7 @@ def generate_dataset(
     more_phrasings: bool = False,
     wrap_requests: bool = False,
     mix_clauses: bool = False,
+    quote_counts: bool = False,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -371,6 +372,8 @@ def generate_dataset(
             opening clauses of their family with the closing clauses of another training
             family of the same kind (:mod:`moss_agent.train._clauses`), from an RNG stream of
             their own: the conversations drawn are the same; valid and test are untouched.
+        quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
+            from the question (``已知35个头，94只脚``). User turns are the same either way.
 
     Returns:
         Where the files are and their statistics.
@@ -401,6 +404,7 @@ def generate_dataset(
             switch_thoughts,
             restate_solutions,
             mix_rng,
+            quote_counts,
         )
         stats: dict[str, Any] = {}
         wrap_rng = random.Random(f"{seed}:{split}:wrap") if wrap_requests and split == "train" else None
@@ -425,6 +429,7 @@ def generate_dataset(
         **({"more_phrasings": True} if more_phrasings else {}),
         **({"wrap_requests": True} if wrap_requests else {}),
         **({"mix_clauses": True} if mix_clauses else {}),
+        **({"quote_counts": True} if quote_counts else {}),
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -43,6 +43,8 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("restate_solutions", "restate-solutions"),
         ("more_phrasings", "more-phrasings"),
         ("wrap_requests", "wrap-requests"),
+        ("mix_clauses", "mix-clauses"),
+        ("quote_counts", "quote-counts"),
         ("cjk_chars", "cjk-chars"),
     ):
         if key in recipe and bool(recipe[key]) != getattr(default, key):

@@ -80,6 +80,8 @@ class RecipeConfig:
     """About half of the training requests get a greeting, filler or thanks around them."""
     mix_clauses: bool = False
     """About half of the training requests are phrased by splicing the clauses of two families."""
+    quote_counts: bool = False
+    """Cage-problem Inner Thoughts first quote the two counts from the question (fixed form)."""
     cjk_chars: bool = False
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 
@@ -205,6 +207,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 more_phrasings=config.more_phrasings,
                 wrap_requests=config.wrap_requests,
                 mix_clauses=config.mix_clauses,
+                quote_counts=config.quote_counts,
             )
     tokenizer_dir = out / "tokenizer"
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):
