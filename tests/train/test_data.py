@@ -410,3 +410,24 @@ def test_mixed_clauses_change_only_training_requests(dataset: DatasetInfo, tmp_p
                     assert split == "train" and expect["intent"] != "no_tool"
                     changed += 1
     assert changed >= 20
+
+
+def test_quoted_counts_change_only_cage_thoughts(dataset: DatasetInfo, tmp_path: Path) -> None:
+    quoted = generate_dataset(tmp_path / "quoted", seed=0, quote_counts=True, **SIZES)
+    assert quoted.stats["quote_counts"] is True and "quote_counts" not in dataset.stats
+    cages = 0
+    for split in SPLITS:
+        for plain, other in zip(records(dataset, split), records(quoted, split), strict=True):
+            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
+                assert {k: v for k, v in a.items() if k != "Inner Thoughts"} == {
+                    k: v for k, v in b.items() if k != "Inner Thoughts"
+                }
+                if ".solve.cage." in expect["family"] and expect["tool"] == "Solve":
+                    cages += 1
+                    # the two counts of the call, quoted in the thoughts before the names
+                    heads, legs = re.findall(r"=(\d+)", commands(a).invocations[0].args[0])
+                    thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+                    assert re.search(rf"(已知|[Tt]here are ){heads}\D+{legs}\D", thoughts), thoughts
+                else:
+                    assert a["Inner Thoughts"] == b["Inner Thoughts"]
+    assert cages >= 10

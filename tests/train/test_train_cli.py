@@ -15,7 +15,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     seen = []
     monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
     flags = ["--more-phrasings", "--wrap-requests", "--mix-clauses", "--cjk-chars", "--restate-solutions"]
-    flags += ["--layers", "6"]
+    flags += ["--quote-counts", "--layers", "6"]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
     assert result.exit_code == 0, result.output
     (config,) = seen
@@ -25,7 +25,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
         True,
         True,
     )
-    assert config.mix_clauses is True
+    assert config.mix_clauses is True and config.quote_counts is True
     assert (config.n_layer, config.n_embd, config.out) == (6, 320, str(tmp_path))
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
