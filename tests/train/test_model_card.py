@@ -90,3 +90,17 @@ def test_the_card_names_what_differs_from_the_defaults(tmp_path):
         "moss-agent train recipe --out runs/tiny --steps 900 --learning-rate 0.0025 --no-induction-circuit"
         " --mask-human --no-switch-thoughts"
     )
+
+
+def test_the_reproduce_command_names_every_switch_of_the_recipe():
+    import dataclasses
+
+    default = RecipeConfig(out="")
+    switches = [
+        f.name for f in dataclasses.fields(RecipeConfig) if isinstance(getattr(default, f.name), bool)
+    ]
+    assert {"mix_clauses", "quote_counts", "cjk_chars"} <= set(switches)
+    for name in switches:
+        flag = name.replace("_", "-")
+        command = reproduce_command(dataclasses.asdict(default) | {name: not getattr(default, name)})
+        assert command.endswith(f" --{flag}") or command.endswith(f" --no-{flag}"), (name, command)
