@@ -201,9 +201,10 @@ class TurnBuilder:
         quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
             from the question in a fixed form (``已知35个头，94只脚``), so the call copies them from
             a fixed place instead of picking them out of the user's wording.
-        mix_rng: When given (training split, ``mix_clauses``), about half of the requests are
-            phrased by a splice of the drawn family with another of its group
-            (:func:`moss_agent.train._clauses.splice_template`), drawn from this RNG only, so
+        mix_rng: When given (training split, ``mix_clauses``), requests are phrased (with
+            probability ``MIX_RATE``, where a splice fits) by a splice of the drawn family with
+            another of its group (:func:`moss_agent.train._clauses.splice_template`), drawn
+            from this RNG only, so
             the conversations drawn from the main RNG stay the same. Chit-chat is never spliced.
     """
 

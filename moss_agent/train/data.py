@@ -368,7 +368,7 @@ def generate_dataset(
         wrap_requests: About half of the training split's tool requests get a greeting, filler
             or thanks around them (:mod:`moss_agent.train._wrappers`). The conversations drawn
             are the same; valid and test are untouched.
-        mix_clauses: About half of the training split's requests are phrased by splicing the
+        mix_clauses: Many of the training split's requests are phrased by splicing the
             opening clauses of their family with the closing clauses of another training
             family of the same kind (:mod:`moss_agent.train._clauses`), from an RNG stream of
             their own: the conversations drawn are the same; valid and test are untouched.

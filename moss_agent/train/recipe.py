@@ -79,7 +79,7 @@ class RecipeConfig:
     wrap_requests: bool = False
     """About half of the training requests get a greeting, filler or thanks around them."""
     mix_clauses: bool = False
-    """About half of the training requests are phrased by splicing the clauses of two families."""
+    """Many training requests are phrased by splicing the clauses of two families of their kind."""
     quote_counts: bool = False
     """Cage-problem Inner Thoughts first quote the two counts from the question (fixed form)."""
     cjk_chars: bool = False
