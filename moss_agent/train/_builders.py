@@ -204,8 +204,8 @@ class TurnBuilder:
         mix_rng: When given (training split, ``mix_clauses``), requests are phrased (with
             probability ``MIX_RATE``, where a splice fits) by a splice of the drawn family with
             another of its group (:func:`moss_agent.train._clauses.splice_template`), drawn
-            from this RNG only, so
-            the conversations drawn from the main RNG stay the same. Chit-chat is never spliced.
+            from this RNG only, so the conversations drawn from the main RNG stay the same.
+            Chit-chat is never spliced.
     """
 
     def __init__(

@@ -12,6 +12,7 @@ stays right. Held-out families are never used, so the test split stays unseen.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections import Counter
@@ -46,6 +47,12 @@ def clause_cuts(template: str) -> list[int]:
     return cuts
 
 
+@functools.lru_cache(maxsize=4096)
+def _cached_cuts(template: str) -> tuple[int, ...]:
+    """:func:`clause_cuts`, computed once per template (the data generator asks for the same few)."""
+    return tuple(clause_cuts(template))
+
+
 def _slots(text: str) -> Counter[str]:
     return Counter(_PLACEHOLDER.findall(text))
 
@@ -56,15 +63,15 @@ def splice_template(rng: random.Random, first: str, others: Sequence[str], tries
     The splice has exactly ``first``'s placeholders (each as often) and differs from every
     template it could be confused with (``first`` and the donor).
     """
-    heads = clause_cuts(first)
+    heads = _cached_cuts(first)
     if not heads:
         return None
     want = _slots(first)
-    donors = [t for t in others if t != first and clause_cuts(t)]
+    donors = [t for t in others if t != first and _cached_cuts(t)]
     for _ in range(tries if donors else 0):
         donor = rng.choice(donors)
         head = first[: rng.choice(heads)]
-        tail = donor[rng.choice(clause_cuts(donor)) :]
+        tail = donor[rng.choice(_cached_cuts(donor)) :]
         spliced = head + tail
         if _slots(spliced) == want and spliced not in (first, donor):
             return spliced

@@ -403,8 +403,8 @@ def generate_dataset(
             solve_cache,
             switch_thoughts,
             restate_solutions,
-            mix_rng,
-            quote_counts,
+            mix_rng=mix_rng,
+            quote_counts=quote_counts,
         )
         stats: dict[str, Any] = {}
         wrap_rng = random.Random(f"{seed}:{split}:wrap") if wrap_requests and split == "train" else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -36,18 +37,14 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
             parts.append(f"{flag} {recipe[key]}")
-    for key, flag in (
-        ("induction_circuit", "induction-circuit"),
-        ("mask_human", "mask-human"),
-        ("switch_thoughts", "switch-thoughts"),
-        ("restate_solutions", "restate-solutions"),
-        ("more_phrasings", "more-phrasings"),
-        ("wrap_requests", "wrap-requests"),
-        ("mix_clauses", "mix-clauses"),
-        ("quote_counts", "quote-counts"),
-        ("cjk_chars", "cjk-chars"),
-    ):
-        if key in recipe and bool(recipe[key]) != getattr(default, key):
+    # every on/off switch of the recipe is the CLI flag of the same name (in field order)
+    for field in dataclasses.fields(RecipeConfig):
+        key, flag = field.name, field.name.replace("_", "-")
+        if (
+            isinstance(getattr(default, key), bool)
+            and key in recipe
+            and bool(recipe[key]) != getattr(default, key)
+        ):
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
     if recipe.get("bigram_heads", default.bigram_heads) != default.bigram_heads:
         parts.append(f"--bigram-heads {recipe['bigram_heads']}")

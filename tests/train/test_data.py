@@ -38,6 +38,17 @@ def turns(record: dict[str, Any]) -> list[tuple[dict[str, str], dict[str, Any]]]
     return [(record["chat"][k], e) for k, e in zip(keys, record["expect"], strict=True)]
 
 
+def paired_turns(plain: DatasetInfo, other: DatasetInfo, field: str):
+    """``(split, plain turn, other turn, expect)`` of two datasets drawn alike; asserts they differ in ``field`` only."""
+    for split in SPLITS:
+        for a_record, b_record in zip(records(plain, split), records(other, split), strict=True):
+            for (a, expect), (b, _) in zip(turns(a_record), turns(b_record), strict=True):
+                assert {k: v for k, v in a.items() if k != field} == {
+                    k: v for k, v in b.items() if k != field
+                }
+                yield split, a, b, expect
+
+
 def commands(fields: dict[str, str]):
     return parse_commands(parse_section(fields["Commands"], "Commands"))
 
@@ -277,22 +288,18 @@ def test_restated_solutions_change_only_cage_replies(dataset: DatasetInfo, tmp_p
     restated = generate_dataset(tmp_path / "restated", seed=0, restate_solutions=True, **SIZES)
     assert restated.stats["restate_solutions"] is True and dataset.stats["restate_solutions"] is False
     cages = 0
-    for split in SPLITS:
-        for plain, other in zip(records(dataset, split), records(restated, split), strict=True):
-            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
-                assert a["Human"] == b["Human"] and a["Commands"] == b["Commands"]
-                assert a["Inner Thoughts"] == b["Inner Thoughts"]
-                if ".solve.cage." in expect["family"] and expect["tool"] == "Solve" and expect["answer"]:
-                    cages += 1
-                    x, y = expect["answer"]
-                    plain_reply, reply = parse_section(a["MOSS"], "MOSS"), parse_section(b["MOSS"], "MOSS")
-                    # the solver's lines first, then the shipped reply's naming, same numbers
-                    assert reply in (
-                        f"解得x = {x}，y = {y}，即{plain_reply}",
-                        f"x = {x} and y = {y}, so {plain_reply[:1].lower()}{plain_reply[1:]}",
-                    )
-                else:
-                    assert a["MOSS"] == b["MOSS"]
+    for _, a, b, expect in paired_turns(dataset, restated, "MOSS"):
+        if ".solve.cage." in expect["family"] and expect["tool"] == "Solve" and expect["answer"]:
+            cages += 1
+            x, y = expect["answer"]
+            plain_reply, reply = parse_section(a["MOSS"], "MOSS"), parse_section(b["MOSS"], "MOSS")
+            # the solver's lines first, then the shipped reply's naming, same numbers
+            assert reply in (
+                f"解得x = {x}，y = {y}，即{plain_reply}",
+                f"x = {x} and y = {y}, so {plain_reply[:1].lower()}{plain_reply[1:]}",
+            )
+        else:
+            assert a["MOSS"] == b["MOSS"]
     assert cages >= 10
 
 
@@ -300,19 +307,14 @@ def test_wrapped_requests_change_only_training_tool_requests(dataset: DatasetInf
     wrapped = generate_dataset(tmp_path / "wrapped", seed=0, wrap_requests=True, **SIZES)
     assert wrapped.stats["wrap_requests"] is True and "wrap_requests" not in dataset.stats
     changed = 0
-    for split in SPLITS:
-        for plain, other in zip(records(dataset, split), records(wrapped, split), strict=True):
-            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
-                assert {k: v for k, v in a.items() if k != "Human"} == {
-                    k: v for k, v in b.items() if k != "Human"
-                }
-                human_a, human_b = parse_section(a["Human"], "Human"), parse_section(b["Human"], "Human")
-                if human_a == human_b:
-                    continue
-                assert split == "train" and expect["intent"] != "no_tool"
-                # only words around the request: the request itself is kept (English may lower its first letter)
-                assert human_a in human_b or (human_a[:1].lower() + human_a[1:]) in human_b
-                changed += 1
+    for split, a, b, expect in paired_turns(dataset, wrapped, "Human"):
+        human_a, human_b = parse_section(a["Human"], "Human"), parse_section(b["Human"], "Human")
+        if human_a == human_b:
+            continue
+        assert split == "train" and expect["intent"] != "no_tool"
+        # only words around the request: the request itself is kept (English may lower its first letter)
+        assert human_a in human_b or (human_a[:1].lower() + human_a[1:]) in human_b
+        changed += 1
     train_tool_turns = sum(
         1 for r in records(dataset, "train") for _, e in turns(r) if e["intent"] != "no_tool"
     )
@@ -399,16 +401,11 @@ def test_mixed_clauses_change_only_training_requests(dataset: DatasetInfo, tmp_p
     mixed = generate_dataset(tmp_path / "mixed", seed=0, mix_clauses=True, **SIZES)
     assert mixed.stats["mix_clauses"] is True and "mix_clauses" not in dataset.stats
     changed = 0
-    for split in SPLITS:
-        for plain, other in zip(records(dataset, split), records(mixed, split), strict=True):
-            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
-                # the same request (same call, same results, same reply), other words
-                assert {k: v for k, v in a.items() if k != "Human"} == {
-                    k: v for k, v in b.items() if k != "Human"
-                }
-                if a["Human"] != b["Human"]:
-                    assert split == "train" and expect["intent"] != "no_tool"
-                    changed += 1
+    # the same request (same call, same results, same reply), other words
+    for split, a, b, expect in paired_turns(dataset, mixed, "Human"):
+        if a["Human"] != b["Human"]:
+            assert split == "train" and expect["intent"] != "no_tool"
+            changed += 1
     assert changed >= 20
 
 
@@ -416,18 +413,13 @@ def test_quoted_counts_change_only_cage_thoughts(dataset: DatasetInfo, tmp_path:
     quoted = generate_dataset(tmp_path / "quoted", seed=0, quote_counts=True, **SIZES)
     assert quoted.stats["quote_counts"] is True and "quote_counts" not in dataset.stats
     cages = 0
-    for split in SPLITS:
-        for plain, other in zip(records(dataset, split), records(quoted, split), strict=True):
-            for (a, expect), (b, _) in zip(turns(plain), turns(other), strict=True):
-                assert {k: v for k, v in a.items() if k != "Inner Thoughts"} == {
-                    k: v for k, v in b.items() if k != "Inner Thoughts"
-                }
-                if ".solve.cage." in expect["family"] and expect["tool"] == "Solve":
-                    cages += 1
-                    # the two counts of the call, quoted in the thoughts before the names
-                    heads, legs = re.findall(r"=(\d+)", commands(a).invocations[0].args[0])
-                    thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
-                    assert re.search(rf"(已知|[Tt]here are ){heads}\D+{legs}\D", thoughts), thoughts
-                else:
-                    assert a["Inner Thoughts"] == b["Inner Thoughts"]
+    for _, a, b, expect in paired_turns(dataset, quoted, "Inner Thoughts"):
+        if ".solve.cage." in expect["family"] and expect["tool"] == "Solve":
+            cages += 1
+            # the two counts of the call, quoted in the thoughts before the names
+            heads, legs = re.findall(r"=(\d+)", commands(a).invocations[0].args[0])
+            thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+            assert re.search(rf"(已知|[Tt]here are ){heads}\D+{legs}\D", thoughts), thoughts
+        else:
+            assert a["Inner Thoughts"] == b["Inner Thoughts"]
     assert cages >= 10
