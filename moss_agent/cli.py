@@ -349,6 +349,16 @@ train_app = typer.Typer(
 app.add_typer(train_app, name="train")
 
 
+# SFT option that `finetune` and `train recipe` both take.
+_LossWeight = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="SECTION=WEIGHT: loss weight of a turn section (human, thoughts, commands, results, reply; "
+        "1 where not named; repeatable), e.g. --loss-weight commands=4.",
+    ),
+]
+
+
 @app.command("finetune")
 def finetune_command(
     model: Annotated[str, typer.Option(help="Checkpoint folder or hub id to start from.")],
@@ -369,6 +379,7 @@ def finetune_command(
     save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     mask_human: Annotated[bool, typer.Option(help="Also mask the user's messages.")] = False,
+    loss_weight: _LossWeight = None,
     protect_circuit: Annotated[
         bool, typer.Option(help="Keep a hand-written induction circuit (named in config.json) fixed.")
     ] = True,
@@ -380,7 +391,7 @@ def finetune_command(
 
     Several GPUs: ``accelerate launch -m moss_agent.cli finetune …``.
     """
-    from moss_agent.train.sft import SFTConfig, finetune
+    from moss_agent.train.sft import SFTConfig, finetune, parse_loss_weights
 
     config = SFTConfig(
         model=model,
@@ -397,6 +408,7 @@ def finetune_command(
         save_steps=save_steps,
         seed=seed,
         mask_human=mask_human,
+        loss_weights=parse_loss_weights(loss_weight or []),
         protect_circuit=protect_circuit,
         mixed_precision=mixed_precision,
         resume=resume,
@@ -491,6 +503,7 @@ def train_recipe_command(
     mask_human: Annotated[
         bool, typer.Option(help="No loss on the user's turns (learn only MOSS's own text).")
     ] = _RECIPE.mask_human,
+    loss_weight: _LossWeight = None,
     switch_thoughts: Annotated[
         bool,
         typer.Option(help="Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."),
@@ -506,6 +519,7 @@ def train_recipe_command(
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
+    from moss_agent.train.sft import parse_loss_weights
 
     final = run_recipe(
         RecipeConfig(
@@ -520,6 +534,7 @@ def train_recipe_command(
             n_layer=layers,
             n_embd=width,
             mask_human=mask_human,
+            loss_weights=parse_loss_weights(loss_weight or []),
             switch_thoughts=switch_thoughts,
             restate_solutions=restate_solutions,
             more_phrasings=more_phrasings,

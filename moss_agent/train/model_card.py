@@ -23,6 +23,7 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 def reproduce_command(recipe: dict[str, Any]) -> str:
     """The ``moss-agent train recipe`` command line that retrains a model of this recipe config."""
     from moss_agent.train.recipe import RecipeConfig
+    from moss_agent.train.sft import loss_weight_items
 
     default = RecipeConfig(out="")
     parts = ["moss-agent train recipe --out runs/tiny"]
@@ -48,7 +49,18 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
     if recipe.get("bigram_heads", default.bigram_heads) != default.bigram_heads:
         parts.append(f"--bigram-heads {recipe['bigram_heads']}")
+    parts += [f"--loss-weight {item}" for item in loss_weight_items(recipe.get("loss_weights") or {})]
     return " ".join(parts)
+
+
+def _loss_weight_words(weights: dict[str, float] | None) -> str:
+    """How the recipe weighted the loss of each turn section ('' when evenly)."""
+    from moss_agent.train.sft import SECTION_FLAG_NAMES
+
+    if not weights:
+        return ""
+    named = ", ".join(f"{SECTION_FLAG_NAMES[section]} ×{weight:g}" for section, weight in weights.items())
+    return f"loss weighted by section ({named}, the rest ×1), "
 
 
 def _split_lines(info: dict[str, Any]) -> list[str]:
@@ -170,7 +182,7 @@ def render_model_card(
         else "- Initialisation: random.",
         "- SFT with MOSS's loss mask (no loss on the meta instruction or the Results content"
         + ("; none on the user's turns either" if recipe.get("mask_human") else "")
-        + f"), "
+        + f"), {_loss_weight_words(recipe.get('loss_weights'))}"
         f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
         f"{recipe['learning_rate']}, cosine decay.",
         f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up)."

@@ -11,7 +11,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +70,8 @@ class RecipeConfig:
     """Most tokens of one example."""
     mask_human: bool = False
     """No loss on the user's turns either (only MOSS's own text is learned)."""
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    """Loss weight of each turn section (``Commands``, ``Human``…; 1 where not named)."""
     switch_thoughts: bool = True
     """Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."""
     restate_solutions: bool = False
@@ -155,6 +157,9 @@ def check_recipe(config: RecipeConfig) -> None:
     Raises:
         UsageError: What is wrong and what would do.
     """
+    from moss_agent.train.sft import check_loss_weights
+
+    check_loss_weights(config.loss_weights)
     if config.n_layer < (2 if config.induction_circuit else 1):
         raise UsageError(
             f"--layers must be at least 2 (the induction circuit spans two), got {config.n_layer}"
@@ -248,6 +253,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                     save_steps=200,
                     seed=config.seed,
                     mask_human=config.mask_human,
+                    loss_weights=dict(config.loss_weights),
                 )
             )
     log.write()

@@ -20,7 +20,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -34,7 +34,16 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedTokenizerBase
 
-__all__ = ["EncodedExample", "SFTConfig", "encode_conversation", "finetune", "load_examples"]
+__all__ = [
+    "EncodedExample",
+    "SFTConfig",
+    "check_loss_weights",
+    "encode_conversation",
+    "finetune",
+    "load_examples",
+    "loss_weight_items",
+    "parse_loss_weights",
+]
 
 IGNORE_INDEX = -100
 
@@ -79,6 +88,10 @@ class SFTConfig:
     """Seed of data order and initialisation."""
     mask_human: bool = False
     """Also mask the user's messages (MOSS's script keeps their loss)."""
+    loss_weights: dict[str, float] = field(default_factory=dict)
+    """Loss weight of each turn section's tokens (``Human``, ``Inner Thoughts``, ``Commands``,
+    ``Tool Responses``, ``MOSS``; 1 where not named). The loss is the weighted mean over the
+    labelled tokens; the reported eval loss stays unweighted."""
     protect_circuit: bool = True
     """Keep a hand-written induction circuit (named in config.json) fixed while training."""
     share_prefix: bool = True
@@ -97,13 +110,22 @@ class EncodedExample:
 
     input_ids: list[int]
     labels: list[int]
+    weights: list[float] | None = None
+    """Loss weight of each token; ``None``: all 1."""
 
 
-def _masked_spans(data: dict[str, Any], mask_human: bool) -> tuple[str, list[tuple[int, int]], list[int]]:
-    """The conversation text, its masked character spans and the turn end offsets."""
+def _masked_spans(
+    data: dict[str, Any], mask_human: bool
+) -> tuple[str, list[tuple[int, int]], list[int], list[tuple[int, int, str]]]:
+    """The conversation text, its masked spans, turn ends and named section spans.
+
+    Masked spans and section spans are character ranges; section spans carry the section's
+    name (one of ``TURN_FIELDS``).
+    """
     text = str(data["meta_instruction"])
     spans = [(0, len(text))]
     turn_ends = []
+    sections: list[tuple[int, int, str]] = []
     keys = sorted(data["chat"], key=lambda k: int(str(k).rsplit("_", 1)[-1]))
     for key in keys:
         turn = data["chat"][key]
@@ -116,9 +138,10 @@ def _masked_spans(data: dict[str, Any], mask_human: bool) -> tuple[str, list[tup
                     spans.append((len(text) + head, len(text) + tail))
             elif name == "Human" and mask_human:
                 spans.append((len(text), len(text) + len(value)))
+            sections.append((len(text), len(text) + len(value), name))
             text += value
         turn_ends.append(len(text))
-    return text, spans, turn_ends
+    return text, spans, turn_ends, sections
 
 
 def encode_conversation(
@@ -127,9 +150,14 @@ def encode_conversation(
     *,
     max_length: int = 1024,
     mask_human: bool = False,
+    loss_weights: Mapping[str, float] | None = None,
 ) -> EncodedExample | None:
-    """Tokenize one conversation with MOSS's loss mask; ``None`` if not even a turn fits."""
-    text, spans, turn_ends = _masked_spans(data, mask_human)
+    """Tokenize one conversation with MOSS's loss mask; ``None`` if not even a turn fits.
+
+    ``loss_weights`` (section name to weight, 1 where not named) gives every token the
+    weight of the turn section it starts in.
+    """
+    text, spans, turn_ends, sections = _masked_spans(data, mask_human)
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids: list[int] = encoding["input_ids"]
     offsets: list[tuple[int, int]] = encoding["offset_mapping"]
@@ -143,15 +171,102 @@ def encode_conversation(
     for token_id, (start, _end) in zip(ids[:keep], offsets[:keep]):
         masked = any(a <= start < b for a, b in spans)
         labels.append(IGNORE_INDEX if masked else token_id)
-    return EncodedExample(ids[:keep], labels)
+    weights = None
+    if loss_weights and any(w != 1.0 for w in loss_weights.values()):
+        weights = _section_weights(offsets[:keep], sections, loss_weights)
+    return EncodedExample(ids[:keep], labels, weights)
+
+
+def _section_weights(
+    offsets: Sequence[tuple[int, int]],
+    sections: Sequence[tuple[int, int, str]],
+    loss_weights: Mapping[str, float],
+) -> list[float]:
+    """The weight of the section each token starts in (1 outside every section).
+
+    One pass: token offsets and sections both run left to right.
+    """
+    weights = []
+    index = 0
+    for start, _end in offsets:
+        while index < len(sections) and sections[index][1] <= start:
+            index += 1
+        inside = index < len(sections) and sections[index][0] <= start
+        weights.append(float(loss_weights.get(sections[index][2], 1.0)) if inside else 1.0)
+    return weights
 
 
 def _tokens_before(offsets: Sequence[tuple[int, int]], char_end: int) -> int:
     return sum(1 for start, _ in offsets if start < char_end)
 
 
+#: The command-line name of each turn section for :func:`parse_loss_weights`.
+SECTION_FLAG_NAMES = {
+    "Human": "human",
+    "Inner Thoughts": "thoughts",
+    "Commands": "commands",
+    "Tool Responses": "results",
+    "MOSS": "reply",
+}
+
+
+def loss_weight_items(loss_weights: Mapping[str, float]) -> list[str]:
+    """``{"Commands": 4.0}`` → ``["commands=4"]``: the inverse of :func:`parse_loss_weights`."""
+    return [f"{SECTION_FLAG_NAMES[name]}={weight:g}" for name, weight in loss_weights.items()]
+
+
+def parse_loss_weights(items: Sequence[str]) -> dict[str, float]:
+    """``["commands=4", "human=0.5"]`` → ``{"Commands": 4.0, "Human": 0.5}``.
+
+    Section names are matched without regard to case, spaces, dashes or underscores; the
+    short names of ``SECTION_FLAG_NAMES`` (``thoughts``, ``results``, ``reply``) also work.
+
+    Raises:
+        UsageError: An item that is not ``SECTION=WEIGHT``, or a bad name or weight.
+    """
+
+    def key(name: str) -> str:
+        return "".join(ch for ch in name.lower() if ch.isalnum())
+
+    names = {key(name): name for name in TURN_FIELDS} | {key(v): k for k, v in SECTION_FLAG_NAMES.items()}
+    weights: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or key(name) not in names:
+            raise UsageError(
+                f"bad loss weight {item!r}: write SECTION=WEIGHT with SECTION one of "
+                "human, thoughts, commands, results, reply"
+            )
+        try:
+            weights[names[key(name)]] = float(value)
+        except ValueError:
+            raise UsageError(f"bad loss weight {item!r}: {value!r} is not a number") from None
+    check_loss_weights(weights)
+    return weights
+
+
+def check_loss_weights(loss_weights: Mapping[str, float]) -> None:
+    """Refuse unknown section names and weights that are negative, not finite, or all zero.
+
+    Raises:
+        UsageError: A bad name or weight.
+    """
+    for name, weight in loss_weights.items():
+        if name not in TURN_FIELDS:
+            raise UsageError(f"unknown loss-weight section {name!r}; choose from {', '.join(TURN_FIELDS)}")
+        if not math.isfinite(weight) or weight < 0:
+            raise UsageError(f"loss weight of {name} must be a finite number >= 0, not {weight}")
+    if loss_weights and all(loss_weights.get(name, 1.0) == 0 for name in TURN_FIELDS):
+        raise UsageError("every loss weight is 0: nothing would be learnt")
+
+
 def load_examples(
-    paths: Sequence[str], tokenizer: PreTrainedTokenizerBase, *, max_length: int, mask_human: bool
+    paths: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int,
+    mask_human: bool,
+    loss_weights: Mapping[str, float] | None = None,
 ) -> list[EncodedExample]:
     """Encode every conversation under ``paths``.
 
@@ -163,7 +278,9 @@ def load_examples(
         for source, data in load_conversations(path):
             if isinstance(data, Exception):
                 raise UsageError(f"{source}: {data}")
-            example = encode_conversation(data, tokenizer, max_length=max_length, mask_human=mask_human)
+            example = encode_conversation(
+                data, tokenizer, max_length=max_length, mask_human=mask_human, loss_weights=loss_weights
+            )
             if example is not None and any(label != IGNORE_INDEX for label in example.labels):
                 examples.append(example)
     if not examples:
@@ -200,19 +317,29 @@ def _batches(examples: Sequence[EncodedExample], batch_size: int, rng: random.Ra
     return batches
 
 
-def _collate(examples: Sequence[EncodedExample], skip: int, pad_id: int) -> dict[str, torch.Tensor]:
+def _collate(
+    examples: Sequence[EncodedExample], skip: int, pad_id: int, *, weighted: bool = False
+) -> dict[str, torch.Tensor]:
+    """A padded batch; with ``weighted`` and weighted examples, also their ``weights``."""
     import torch
 
     width = max(len(ex.input_ids) for ex in examples) - skip
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
+    weighted = weighted and any(ex.weights is not None for ex in examples)
+    weights = torch.ones((len(examples), width)) if weighted else None
     for row, ex in enumerate(examples):
         n = len(ex.input_ids) - skip
         ids[row, :n] = torch.tensor(ex.input_ids[skip:])
         labels[row, :n] = torch.tensor(ex.labels[skip:])
         mask[row, :n] = 1
-    return {"input_ids": ids, "labels": labels, "attention_mask": mask}
+        if weights is not None and ex.weights is not None:
+            weights[row, :n] = torch.tensor(ex.weights[skip:])
+    batch = {"input_ids": ids, "labels": labels, "attention_mask": mask}
+    if weights is not None:
+        batch["weights"] = weights
+    return batch
 
 
 def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | None) -> torch.Tensor:
@@ -224,13 +351,19 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
     """
     import torch
 
+    weights = batch.get("weights")
     parts = _head_and_body(model)
     if prefix is None:
+        inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if parts is None:
-            return cast("torch.Tensor", model(**batch).loss)
+            if weights is None:
+                return cast("torch.Tensor", model(**inputs, labels=batch["labels"]).loss)
+            logits = model(**inputs).logits[:, :-1]
+            return _labelled_loss(None, logits, batch["labels"][:, 1:], weights[:, 1:])
         body, head = parts
-        hidden = body(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[0][:, :-1]
-        return _labelled_loss(head, hidden, batch["labels"][:, 1:])
+        hidden = body(**inputs)[0][:, :-1]
+        shifted = None if weights is None else weights[:, 1:]
+        return _labelled_loss(head, hidden, batch["labels"][:, 1:], shifted)
     from transformers import DynamicCache
 
     from moss_agent.models.engine import cache_keyword
@@ -257,7 +390,7 @@ def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | Non
     else:
         states, last, head = out[0], start[0], parts[1]
     states = torch.cat([last[:, -1:].expand(rows, -1, -1), states[:, :-1]], 1)
-    return _labelled_loss(head, states, batch["labels"])
+    return _labelled_loss(head, states, batch["labels"], weights)
 
 
 #: Models whose LM head is a plain linear map of the base model's last hidden state.
@@ -284,16 +417,27 @@ def _head_and_body(model: Any) -> tuple[Any, Any] | None:
     return body, head
 
 
-def _labelled_loss(head: Any, states: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross entropy at the labelled positions; ``states`` are hidden states (or logits without a head)."""
+def _labelled_loss(
+    head: Any, states: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross entropy at the labelled positions (their weighted mean with ``weights``).
+
+    ``states`` are hidden states (or logits without a head).
+    """
     import torch.nn.functional as F  # noqa: N812
 
     keep = labels != IGNORE_INDEX
+    if weights is not None:
+        keep = keep & (weights > 0)
     if not bool(keep.any()):  # nothing to learn in this batch: a zero that still has a graph
         return states.sum() * 0.0
     selected = states[keep]
     logits = head(selected) if head is not None else selected
-    return F.cross_entropy(logits.float(), labels[keep])
+    if weights is None:
+        return F.cross_entropy(logits.float(), labels[keep])
+    losses = F.cross_entropy(logits.float(), labels[keep], reduction="none")
+    kept = weights[keep].to(losses.dtype)
+    return (losses * kept).sum() / kept.sum()
 
 
 def _latest_checkpoint(output_dir: Path) -> Path | None:
@@ -357,8 +501,13 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
         enforce_circuit = protect_induction_circuit(model, CircuitHeads.from_config(circuit))
     else:
         enforce_circuit = None
+    check_loss_weights(config.loss_weights)
     examples = load_examples(
-        config.data, tokenizer, max_length=config.max_length, mask_human=config.mask_human
+        config.data,
+        tokenizer,
+        max_length=config.max_length,
+        mask_human=config.mask_human,
+        loss_weights=config.loss_weights,
     )
     eval_examples = (
         load_examples(config.eval_data, tokenizer, max_length=config.max_length, mask_human=config.mask_human)
@@ -421,7 +570,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     running = 0.0
     while step < total_steps:
         for _ in range(config.grad_accum):
-            batch = _collate([examples[i] for i in next(stream)], skip, pad_id)
+            batch = _collate([examples[i] for i in next(stream)], skip, pad_id, weighted=True)
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(model):
                 loss = _loss(model, batch, prefix)

@@ -92,6 +92,31 @@ def test_the_card_names_what_differs_from_the_defaults(tmp_path):
     )
 
 
+def test_the_card_names_the_loss_weights_and_the_command_gives_them_back(tmp_path):
+    import shlex
+
+    from moss_agent.train.sft import parse_loss_weights
+
+    weights = {"Commands": 4.0, "MOSS": 2.0, "Human": 0.5}
+    run = recipe_run(tmp_path, loss_weights=weights)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "loss weighted by section (commands ×4, reply ×2, human ×0.5, the rest ×1)" in card
+    command = reproduce_command(json.loads((run / "recipe_config.json").read_text()))
+    assert command.endswith(" --loss-weight commands=4 --loss-weight reply=2 --loss-weight human=0.5")
+    words = shlex.split(command)
+    items = [words[i + 1] for i, word in enumerate(words) if word == "--loss-weight"]
+    assert parse_loss_weights(items) == weights
+    (tmp_path / "plain").mkdir()
+    plain = render_model_card(
+        recipe_run(tmp_path / "plain"),
+        heldout_summary=None,
+        suite_summary=SUMMARY,
+        parameters=1,
+        weights_mb=1.0,
+    )
+    assert "loss weighted" not in plain
+
+
 def test_the_reproduce_command_names_every_switch_of_the_recipe():
     import dataclasses
 

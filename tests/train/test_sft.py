@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from moss_agent.errors import UsageError
 from moss_agent.protocol import (
     ResultLayout,
     ToolInvocation,
@@ -22,6 +23,7 @@ from moss_agent.train.sft import (
     encode_conversation,
     finetune,
     load_examples,
+    parse_loss_weights,
 )
 
 
@@ -156,6 +158,88 @@ def test_head_only_at_labelled_positions_gives_transformers_loss_and_gradients(
         )
     nothing = {**batch, "labels": torch.full_like(batch["labels"], sft.IGNORE_INDEX)}
     assert float(sft._loss(model, nothing, None)) == 0.0
+
+
+def test_loss_weights_follow_the_turn_sections(tokenizer):
+    data = conversation(12, 34)
+    weights = {"Commands": 4.0, "Human": 0.5}
+    plain = encode_conversation(data, tokenizer, max_length=2048)
+    weighted = encode_conversation(data, tokenizer, max_length=2048, loss_weights=weights)
+    assert plain is not None and weighted is not None and plain.weights is None
+    assert weighted.input_ids == plain.input_ids and weighted.labels == plain.labels
+    turn = data["chat"]["turn_1"]
+    runs: list[tuple[float, list[int]]] = []  # contiguous tokens of one weight
+    for token, weight in zip(weighted.input_ids, weighted.weights):
+        if not runs or runs[-1][0] != weight:
+            runs.append((weight, []))
+        runs[-1][1].append(token)
+    assert [(weight, tokenizer.decode(ids)) for weight, ids in runs] == [
+        (1.0, data["meta_instruction"]),
+        (0.5, turn["Human"]),
+        (1.0, turn["Inner Thoughts"]),
+        (4.0, turn["Commands"]),
+        (1.0, turn["Tool Responses"] + turn["MOSS"]),
+    ]
+    # all weights 1: the same as no weights
+    same = encode_conversation(data, tokenizer, max_length=2048, loss_weights={"Commands": 1.0})
+    assert same is not None and same.weights is None
+
+
+def test_loss_weights_parse_and_refuse_bad_input():
+    assert parse_loss_weights(["commands=4", "Inner_Thoughts=2", "reply=0.5", "results=0"]) == {
+        "Commands": 4.0,
+        "Inner Thoughts": 2.0,
+        "MOSS": 0.5,
+        "Tool Responses": 0.0,
+    }
+    for bad in (["commands"], ["answer=2"], ["human=x"], ["human=-1"], ["human=nan"]):
+        with pytest.raises(UsageError):
+            parse_loss_weights(bad)
+    with pytest.raises(UsageError, match="nothing would be learnt"):
+        parse_loss_weights([f"{name}=0" for name in ("human", "thoughts", "commands", "results", "reply")])
+
+
+def test_weighted_loss_is_the_weighted_mean_on_every_path(tokenizer, data_file, tmp_path):
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+
+    from moss_agent.models.loading import load_model
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train import sft
+
+    folder = build_tiny_moss_checkpoint(tmp_path / "m", tokenizer=tokenizer, n_positions=1024)
+    model = load_model(str(folder), device="cpu").model
+    weights = {"Commands": 5.0, "Human": 0.0, "MOSS": 2.0}
+    examples = load_examples(
+        [str(data_file)], tokenizer, max_length=2048, mask_human=False, loss_weights=weights
+    )[:4]
+    batch = sft._collate(examples, 0, 0, weighted=True)
+    assert "weights" not in sft._collate(examples, 0, 0)  # the eval loss stays unweighted
+    with torch.no_grad():  # the reference: per-token losses of the full model, weighted by hand
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        labels, w = batch["labels"][:, 1:], batch["weights"][:, 1:]
+        keep = labels != IGNORE_INDEX
+        per_token = F.cross_entropy(logits[:, :-1][keep], labels[keep], reduction="none")
+        expected = float((per_token * w[keep]).sum() / w[keep].sum())
+        unweighted = float(per_token.mean())
+    skip = common_prefix_length(examples)
+    fast = float(sft._loss(model, batch, None).detach())
+    shared = float(
+        sft._loss(
+            model,
+            sft._collate(examples, skip, 0, weighted=True),
+            torch.tensor([examples[0].input_ids[:skip]]),
+        ).detach()
+    )
+    head = sft._head_and_body
+    try:  # the path for models whose head is not a plain linear map
+        sft._head_and_body = lambda model: None
+        generic = float(sft._loss(model, batch, None).detach())
+    finally:
+        sft._head_and_body = head
+    assert expected != pytest.approx(unweighted, rel=1e-3)
+    for got in (fast, shared, generic):
+        assert got == pytest.approx(expected, rel=1e-5)
 
 
 def test_finetune_learns_saves_and_resumes(tokenizer, data_file, tmp_path):

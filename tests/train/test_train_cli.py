@@ -52,3 +52,26 @@ def test_train_recipe_refuses_a_width_the_circuit_cannot_use(tmp_path: Path) -> 
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path / "run"), "--width", "128"])
     assert result.exit_code != 0 and not (tmp_path / "run").exists()
     assert "use --width 160 or more" in str(result.exception)
+
+
+def test_loss_weights_reach_the_recipe_and_finetune(monkeypatch, tmp_path: Path) -> None:
+    import moss_agent.train.recipe as recipe
+    import moss_agent.train.sft as sft
+
+    seen: list = []
+    monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
+    monkeypatch.setattr(sft, "finetune", lambda config: seen.append(config) or tmp_path)
+    weights = ["--loss-weight", "commands=4", "--loss-weight", "reply=2"]
+    result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *weights])
+    assert result.exit_code == 0, result.output
+    data = tmp_path / "train.jsonl"
+    data.write_text("{}\n")
+    args = ["finetune", "--model", "m", "--data", str(data), "--out", str(tmp_path / "ft"), *weights]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert [config.loss_weights for config in seen] == [{"Commands": 4.0, "MOSS": 2.0}] * 2
+    result = runner.invoke(
+        app, ["train", "recipe", "--out", str(tmp_path / "bad"), "--loss-weight", "answer=2"]
+    )
+    assert result.exit_code != 0 and not seen[2:]
+    assert "SECTION=WEIGHT" in str(result.exception)
