@@ -33,7 +33,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 # ACCURACY_METRICS and Z_95 stay importable from here, as before the split.
 from moss_agent.evals.metrics import ACCURACY_METRICS as ACCURACY_METRICS
@@ -254,6 +254,15 @@ def _default_solve(equations: str) -> str:
     return solve(equations)
 
 
+def _value_close(value: Any, expected: float) -> bool:
+    """Whether a computed value matches the expected one (a value too large for a float does not)."""
+    try:
+        number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return False
+    return math.isclose(number, expected, rel_tol=VALUE_REL_TOL, abs_tol=VALUE_ABS_TOL)
+
+
 def _check_call(case: EvalCase, call: CallRecord, solve_fn: Callable[[str], str]) -> tuple[bool, list[str]]:
     """Whether one call passes every argument check of the case, and why not."""
     expect = case.expect
@@ -267,8 +276,10 @@ def _check_call(case: EvalCase, call: CallRecord, solve_fn: Callable[[str], str]
         except CalculationError as exc:
             failures.append(f"expression {argument!r} cannot be computed ({exc})")
         else:
-            if not math.isclose(float(value), expect.value, rel_tol=VALUE_REL_TOL, abs_tol=VALUE_ABS_TOL):
-                failures.append(f"expression {argument!r} = {value!r}, expected {expect.value!r}")
+            if not _value_close(value, expect.value):
+                text = str(value)
+                shown = repr(value) if len(text) <= 40 else f"{text[:20]}… ({len(text)} digits)"
+                failures.append(f"expression {argument!r} = {shown}, expected {expect.value!r}")
     if expect.solution_values is not None:
         from moss_agent.evals.suite import parse_solution_values
 

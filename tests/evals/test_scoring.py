@@ -99,6 +99,13 @@ def test_value_check_is_relative():
     assert score_case(case(value=0), [call("Calculate", "1-1")], "").arguments is True
 
 
+def test_a_value_too_large_for_a_float_is_a_wrong_argument_not_a_crash():
+    # the model wrote a call whose exact integer result overflows float (a harness error before)
+    score = score_case(case(value=12383), [call("Calculate", "9^400")], "")
+    assert score.arguments is False and score.error_type == "wrong_args"
+    assert any("(382 digits)" in line for line in score.details)
+
+
 def test_solution_values_use_the_call_output_and_ignore_names():
     the_case = case("Solve", solution_values=[23, 12])
     good = call("Solve", "a+b=35, 2a+4b=94", output="a = 23\nb = 12")
