@@ -432,6 +432,12 @@ _WrapRequests = Annotated[
 _QuoteCounts = Annotated[
     bool, typer.Option(help="Cage-problem Inner Thoughts first quote the two counts ('已知35个头，94只脚').")
 ]
+_PairSolutions = Annotated[
+    bool,
+    typer.Option(
+        help="Cage-problem replies name each animal right after its solver line ('x = 23，即鸡有23只')."
+    ),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -454,6 +460,7 @@ def train_data_command(
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,
+    pair_solutions: _PairSolutions = _RECIPE.pair_solutions,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -470,6 +477,7 @@ def train_data_command(
         wrap_requests=wrap_requests,
         mix_clauses=mix_clauses,
         quote_counts=quote_counts,
+        pair_solutions=pair_solutions,
     )
     typer.echo(
         json.dumps(
@@ -513,6 +521,7 @@ def train_recipe_command(
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,
+    pair_solutions: _PairSolutions = _RECIPE.pair_solutions,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
@@ -541,6 +550,7 @@ def train_recipe_command(
             wrap_requests=wrap_requests,
             mix_clauses=mix_clauses,
             quote_counts=quote_counts,
+            pair_solutions=pair_solutions,
             cjk_chars=cjk_chars,
         )
     )

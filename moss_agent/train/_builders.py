@@ -198,6 +198,9 @@ class TurnBuilder:
             from the meta instruction (which the induction circuit does) instead of a guess.
         restate_solutions: Replies to 鸡兔同笼-style problems first restate the solver's lines
             (``x = 23，y = 12``) and only then name the animals.
+        pair_solutions: Replies to 鸡兔同笼-style problems name each animal right after the
+            solver line it comes from (``x = 23，即鸡有23只；y = 12，即兔有12只``), so every
+            number is copied from the nearest number before it.
         quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
             from the question in a fixed form (``已知35个头，94只脚``), so the call copies them from
             a fixed place instead of picking them out of the user's wording.
@@ -219,8 +222,10 @@ class TurnBuilder:
         restate_solutions: bool = False,
         mix_rng: random.Random | None = None,
         quote_counts: bool = False,
+        pair_solutions: bool = False,
     ) -> None:
         self.world = world
+        self.pair_solutions = pair_solutions
         self.quote_counts = quote_counts
         self.mix_rng = mix_rng
         self.switch_thoughts = switch_thoughts
@@ -482,7 +487,11 @@ class TurnBuilder:
                 reply = self.text(rng, lang, "REPLIES", "solve.linear", var=s["var"], val=answers[0])
             else:
                 answers = [values["x"], values["y"]]
-                key = "solve.cage_restated" if kind == "cage" and self.restate_solutions else f"solve.{kind}"
+                key = f"solve.{kind}"
+                if kind == "cage" and self.pair_solutions:
+                    key = "solve.cage_paired"
+                elif kind == "cage" and self.restate_solutions:
+                    key = "solve.cage_restated"
                 reply = self.text(rng, lang, "REPLIES", key, x=answers[0], y=answers[1], **s)
         expect = self.expect("solve", family, "Solve", eq, None, answers)
         return TurnSpec(human, thoughts, (invocation,), results, reply, expect)

@@ -317,6 +317,8 @@ REPLIES: dict[str, list[str]] = {
     "solve.cage": ["There are {x} {A} and {y} {B}."],
     # --restate-solutions: the solution first, as the Results wrote it (a copy), then the names.
     "solve.cage_restated": ["x = {x} and y = {y}, so there are {x} {A} and {y} {B}."],
+    # --pair-solutions: each solver line, then at once the animal it counts (the nearest copy).
+    "solve.cage_paired": ["x = {x}, so there are {x} {A}; y = {y}, so there are {y} {B}."],
     "solve.failed": ["Sorry, this equation has no unique solution."],
     "search.population": ["According to the search results, {entity} has a population of {answer}."],
     "search.founder": ["According to the search results, {entity} was founded by {answer}."],

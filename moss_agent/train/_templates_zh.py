@@ -287,6 +287,8 @@ REPLIES: dict[str, list[str]] = {
     "solve.cage": ["{A}有{x}{U}，{B}有{y}{U}。"],
     # --restate-solutions: the solution first, as the Results wrote it (a copy), then the names.
     "solve.cage_restated": ["解得x = {x}，y = {y}，即{A}有{x}{U}，{B}有{y}{U}。"],
+    # --pair-solutions: each solver line, then at once the animal it counts (the nearest copy).
+    "solve.cage_paired": ["x = {x}，即{A}有{x}{U}；y = {y}，即{B}有{y}{U}。"],
     "solve.failed": ["抱歉，这个方程没有唯一解。"],
     "search.population": ["根据搜索结果，{entity}的常住人口约为{answer}人。"],
     "search.founder": ["根据搜索结果，{entity}的创始人是{answer}。"],

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from moss_agent.conversations import render_turn_fields
-from moss_agent.errors import ToolError
+from moss_agent.errors import ToolError, UsageError
 from moss_agent.protocol import (
     DEFAULT_PLUGINS,
     Commands,
@@ -347,6 +347,7 @@ def generate_dataset(
     wrap_requests: bool = False,
     mix_clauses: bool = False,
     quote_counts: bool = False,
+    pair_solutions: bool = False,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -374,10 +375,18 @@ def generate_dataset(
             their own: the conversations drawn are the same; valid and test are untouched.
         quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
             from the question (``已知35个头，94只脚``). User turns are the same either way.
+        pair_solutions: Replies to 鸡兔同笼-style problems name each animal right after its
+            solver line (``x = 23，即鸡有23只；y = 12，即兔有12只``); takes the place of
+            ``restate_solutions``. User turns are the same either way.
+
+    Raises:
+        UsageError: ``restate_solutions`` and ``pair_solutions`` together.
 
     Returns:
         Where the files are and their statistics.
     """
+    if restate_solutions and pair_solutions:
+        raise UsageError("--restate-solutions and --pair-solutions are two formats of one reply: choose one")
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -405,6 +414,7 @@ def generate_dataset(
             restate_solutions,
             mix_rng=mix_rng,
             quote_counts=quote_counts,
+            pair_solutions=pair_solutions,
         )
         stats: dict[str, Any] = {}
         wrap_rng = random.Random(f"{seed}:{split}:wrap") if wrap_requests and split == "train" else None
@@ -430,6 +440,7 @@ def generate_dataset(
         **({"wrap_requests": True} if wrap_requests else {}),
         **({"mix_clauses": True} if mix_clauses else {}),
         **({"quote_counts": True} if quote_counts else {}),
+        **({"pair_solutions": True} if pair_solutions else {}),
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

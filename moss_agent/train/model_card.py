@@ -155,6 +155,14 @@ def render_model_card(
             else []
         ),
         *(
+            [
+                "- Replies to chickens-and-rabbits problems name each animal right after the solver line it"
+                " comes from (`x = 23，即鸡有23只；y = 12，即兔有12只`)."
+            ]
+            if recipe.get("pair_solutions")
+            else []
+        ),
+        *(
             ["- Extra phrasing families (about 8 more per request kind), 18 % of them held out as well."]
             if recipe.get("more_phrasings")
             else []

@@ -84,6 +84,8 @@ class RecipeConfig:
     """Many training requests are phrased by splicing the clauses of two families of their kind."""
     quote_counts: bool = False
     """Cage-problem Inner Thoughts first quote the two counts from the question (fixed form)."""
+    pair_solutions: bool = False
+    """Cage-problem replies name each animal right after its solver line (nearest copy)."""
     cjk_chars: bool = False
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 
@@ -160,6 +162,8 @@ def check_recipe(config: RecipeConfig) -> None:
     from moss_agent.train.sft import check_loss_weights
 
     check_loss_weights(config.loss_weights)
+    if config.restate_solutions and config.pair_solutions:
+        raise UsageError("--restate-solutions and --pair-solutions are two formats of one reply: choose one")
     if config.n_layer < (2 if config.induction_circuit else 1):
         raise UsageError(
             f"--layers must be at least 2 (the induction circuit spans two), got {config.n_layer}"
@@ -209,6 +213,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 seed=config.seed,
                 switch_thoughts=config.switch_thoughts,
                 restate_solutions=config.restate_solutions,
+                pair_solutions=config.pair_solutions,
                 more_phrasings=config.more_phrasings,
                 wrap_requests=config.wrap_requests,
                 mix_clauses=config.mix_clauses,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from moss_agent.conversations import parse_conversation, render_turn_fields
+from moss_agent.errors import UsageError
 from moss_agent.protocol import builtin_plugins, parse_commands, parse_section
 from moss_agent.tools.calculator import calculate
 from moss_agent.tools.search_backends import read_corpus
@@ -301,6 +302,33 @@ def test_restated_solutions_change_only_cage_replies(dataset: DatasetInfo, tmp_p
         else:
             assert a["MOSS"] == b["MOSS"]
     assert cages >= 10
+
+
+def test_paired_solutions_name_each_animal_after_its_solver_line(
+    dataset: DatasetInfo, tmp_path: Path
+) -> None:
+    paired = generate_dataset(tmp_path / "paired", seed=0, pair_solutions=True, **SIZES)
+    assert paired.stats["pair_solutions"] is True and "pair_solutions" not in dataset.stats
+    cages = 0
+    for _, a, b, expect in paired_turns(dataset, paired, "MOSS"):
+        if ".solve.cage." in expect["family"] and expect["tool"] == "Solve" and expect["answer"]:
+            cages += 1
+            x, y = expect["answer"]
+            plain_reply, reply = parse_section(a["MOSS"], "MOSS"), parse_section(b["MOSS"], "MOSS")
+            zh = re.fullmatch(rf"(\S+)有{x}(\S+)，(\S+)有{y}\2。", plain_reply)
+            if zh:  # the same names, units and numbers, each right after its solver line
+                first, unit, second = zh.groups()
+                assert reply == f"x = {x}，即{first}有{x}{unit}；y = {y}，即{second}有{y}{unit}。"
+            else:
+                en = re.fullmatch(rf"There are {x} (.+) and {y} (.+)\.", plain_reply)
+                assert en, plain_reply
+                first, second = en.groups()
+                assert reply == f"x = {x}, so there are {x} {first}; y = {y}, so there are {y} {second}."
+        else:
+            assert a["MOSS"] == b["MOSS"]
+    assert cages >= 10
+    with pytest.raises(UsageError, match="choose one"):
+        generate_dataset(tmp_path / "both", seed=0, pair_solutions=True, restate_solutions=True, **SIZES)
 
 
 def test_wrapped_requests_change_only_training_tool_requests(dataset: DatasetInfo, tmp_path: Path) -> None:

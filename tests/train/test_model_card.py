@@ -124,7 +124,7 @@ def test_the_reproduce_command_names_every_switch_of_the_recipe():
     switches = [
         f.name for f in dataclasses.fields(RecipeConfig) if isinstance(getattr(default, f.name), bool)
     ]
-    assert {"mix_clauses", "quote_counts", "cjk_chars"} <= set(switches)
+    assert {"mix_clauses", "quote_counts", "pair_solutions", "cjk_chars"} <= set(switches)
     for name in switches:
         flag = name.replace("_", "-")
         command = reproduce_command(dataclasses.asdict(default) | {name: not getattr(default, name)})

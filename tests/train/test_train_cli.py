@@ -15,7 +15,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     seen = []
     monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
     flags = ["--more-phrasings", "--wrap-requests", "--mix-clauses", "--cjk-chars", "--restate-solutions"]
-    flags += ["--quote-counts", "--layers", "6"]
+    flags += ["--quote-counts", "--pair-solutions", "--layers", "6"]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
     assert result.exit_code == 0, result.output
     (config,) = seen
@@ -25,7 +25,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
         True,
         True,
     )
-    assert config.mix_clauses is True and config.quote_counts is True
+    assert config.mix_clauses is True and config.quote_counts is True and config.pair_solutions is True
     assert (config.n_layer, config.n_embd, config.out) == (6, 320, str(tmp_path))
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
@@ -41,11 +41,20 @@ def test_train_data_passes_the_data_options(monkeypatch, tmp_path: Path) -> None
     seen = []
     monkeypatch.setattr(data, "generate_dataset", lambda out, **kwargs: seen.append(kwargs) or {"ok": True})
     result = runner.invoke(
-        app, ["train", "data", "--out", str(tmp_path), "--more-phrasings", "--wrap-requests", "--mix-clauses"]
+        app,
+        ["train", "data", "--out", str(tmp_path), "--more-phrasings", "--wrap-requests", "--mix-clauses"]
+        + ["--pair-solutions"],
     )
     assert result.exit_code == 0, result.output
     assert seen[0]["more_phrasings"] is True and seen[0]["wrap_requests"] is True
-    assert seen[0]["mix_clauses"] is True
+    assert seen[0]["mix_clauses"] is True and seen[0]["pair_solutions"] is True
+
+
+def test_train_recipe_refuses_two_cage_reply_formats_before_any_work(tmp_path: Path) -> None:
+    args = ["train", "recipe", "--out", str(tmp_path / "run"), "--pair-solutions", "--restate-solutions"]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0 and not (tmp_path / "run").exists()
+    assert "choose one" in str(result.exception)
 
 
 def test_train_recipe_refuses_a_width_the_circuit_cannot_use(tmp_path: Path) -> None:
