@@ -438,6 +438,12 @@ _PairSolutions = Annotated[
         help="Cage-problem replies name each animal right after its solver line ('x = 23，即鸡有23只')."
     ),
 ]
+_SharedPhrasings = Annotated[
+    bool,
+    typer.Option(
+        help="Phrase some training additions/multiplications as requests for the custom sum/product tools."
+    ),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -461,6 +467,7 @@ def train_data_command(
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,
     pair_solutions: _PairSolutions = _RECIPE.pair_solutions,
+    shared_phrasings: _SharedPhrasings = _RECIPE.shared_phrasings,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -478,6 +485,7 @@ def train_data_command(
         mix_clauses=mix_clauses,
         quote_counts=quote_counts,
         pair_solutions=pair_solutions,
+        shared_phrasings=shared_phrasings,
     )
     typer.echo(
         json.dumps(
@@ -522,6 +530,7 @@ def train_recipe_command(
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,
     pair_solutions: _PairSolutions = _RECIPE.pair_solutions,
+    shared_phrasings: _SharedPhrasings = _RECIPE.shared_phrasings,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
@@ -551,6 +560,7 @@ def train_recipe_command(
             mix_clauses=mix_clauses,
             quote_counts=quote_counts,
             pair_solutions=pair_solutions,
+            shared_phrasings=shared_phrasings,
             cjk_chars=cjk_chars,
         )
     )

@@ -65,6 +65,10 @@ FOLLOWUP_OPS = {"fu_mul": "*", "fu_add": "+", "fu_sub": "-", "fu_div": "/"}
 SEARCH_KINDS = ("population", "founder", "founded", "height", "event_date")
 CHAT_KINDS = ("greet", "thanks", "identity", "define", "bye")
 MIX_RATE = 0.7
+# --shared-phrasings: the share of addition/multiplication requests phrased as a request for the
+# custom tool of the same operation, and which custom archetype that is.
+SHARED_RATE = 0.3
+SHARED_ARCHETYPE = {"add": "sum", "mul": "product"}
 """Share of training requests phrased by a clause splice when ``mix_clauses`` is on."""
 
 
@@ -209,6 +213,11 @@ class TurnBuilder:
             another of its group (:func:`moss_agent.train._clauses.splice_template`), drawn
             from this RNG only, so the conversations drawn from the main RNG stay the same.
             Chit-chat is never spliced.
+        shared_rng: When given (training split, ``shared_phrasings``), addition and
+            multiplication requests are phrased (with probability ``SHARED_RATE``) by a training
+            family of the custom ``sum``/``product`` tool, drawn from this RNG only, so the same
+            words lead to ``Calculate`` when only the calculator is enabled and to the custom
+            tool when one is declared; the conversations drawn from the main RNG stay the same.
     """
 
     def __init__(
@@ -223,8 +232,10 @@ class TurnBuilder:
         mix_rng: random.Random | None = None,
         quote_counts: bool = False,
         pair_solutions: bool = False,
+        shared_rng: random.Random | None = None,
     ) -> None:
         self.world = world
+        self.shared_rng = shared_rng
         self.pair_solutions = pair_solutions
         self.quote_counts = quote_counts
         self.mix_rng = mix_rng
@@ -379,6 +390,13 @@ class TurnBuilder:
         else:
             raise KeyError(kind)
         family, template = self.family(rng, f"{lang}.calc.{kind}")
+        shared_rng = self.shared_rng
+        if shared_rng is not None and kind in SHARED_ARCHETYPE and shared_rng.random() < SHARED_RATE:
+            shared = self.families.allowed(f"{lang}.custom.{SHARED_ARCHETYPE[kind]}", self.test)
+            if shared:
+                family = shared_rng.choice(shared)
+                template = self.families.templates[family]
+                return family, self.fill(template, lang, {"p0": s["a"], "p1": s["b"]}), expr, s
         return family, self.fill(template, lang, s), expr, s
 
     def calc_reply(

@@ -348,6 +348,7 @@ def generate_dataset(
     mix_clauses: bool = False,
     quote_counts: bool = False,
     pair_solutions: bool = False,
+    shared_phrasings: bool = False,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -378,6 +379,11 @@ def generate_dataset(
         pair_solutions: Replies to 鸡兔同笼-style problems name each animal right after its
             solver line (``x = 23，即鸡有23只；y = 12，即兔有12只``); takes the place of
             ``restate_solutions``. User turns are the same either way.
+        shared_phrasings: Some of the training split's addition and multiplication requests
+            are phrased as requests for the custom ``sum``/``product`` tools are ("What is 12
+            multiplied by 34?"), from an RNG stream of their own, so those words are not tied to
+            the custom tools: they call ``Calculate`` when no such tool is declared. The
+            conversations drawn are the same; valid and test are untouched.
 
     Raises:
         UsageError: ``restate_solutions`` and ``pair_solutions`` together.
@@ -404,6 +410,8 @@ def generate_dataset(
     splits: dict[str, Any] = {}
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
         mix_rng = random.Random(f"{seed}:{split}:mix") if mix_clauses and split == "train" else None
+        shared = shared_phrasings and split == "train"
+        shared_rng = random.Random(f"{seed}:{split}:shared") if shared else None
         builder = TurnBuilder(
             world,
             search,
@@ -415,6 +423,7 @@ def generate_dataset(
             mix_rng=mix_rng,
             quote_counts=quote_counts,
             pair_solutions=pair_solutions,
+            shared_rng=shared_rng,
         )
         stats: dict[str, Any] = {}
         wrap_rng = random.Random(f"{seed}:{split}:wrap") if wrap_requests and split == "train" else None
@@ -441,6 +450,7 @@ def generate_dataset(
         **({"mix_clauses": True} if mix_clauses else {}),
         **({"quote_counts": True} if quote_counts else {}),
         **({"pair_solutions": True} if pair_solutions else {}),
+        **({"shared_phrasings": True} if shared_phrasings else {}),
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

@@ -163,6 +163,15 @@ def render_model_card(
             else []
         ),
         *(
+            [
+                "- Some training additions and multiplications are phrased as requests for the custom"
+                ' sum/product tools are ("What is 12 multiplied by 34?"), so those words call Calculate when'
+                " no such tool is declared."
+            ]
+            if recipe.get("shared_phrasings")
+            else []
+        ),
+        *(
             ["- Extra phrasing families (about 8 more per request kind), 18 % of them held out as well."]
             if recipe.get("more_phrasings")
             else []

@@ -85,6 +85,7 @@ class RecipeConfig:
     quote_counts: bool = False
     """Cage-problem Inner Thoughts first quote the two counts from the question (fixed form)."""
     pair_solutions: bool = False
+    shared_phrasings: bool = False
     """Cage-problem replies name each animal right after its solver line (nearest copy)."""
     cjk_chars: bool = False
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
@@ -214,6 +215,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 switch_thoughts=config.switch_thoughts,
                 restate_solutions=config.restate_solutions,
                 pair_solutions=config.pair_solutions,
+                shared_phrasings=config.shared_phrasings,
                 more_phrasings=config.more_phrasings,
                 wrap_requests=config.wrap_requests,
                 mix_clauses=config.mix_clauses,

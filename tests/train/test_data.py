@@ -451,3 +451,30 @@ def test_quoted_counts_change_only_cage_thoughts(dataset: DatasetInfo, tmp_path:
         else:
             assert a["Inner Thoughts"] == b["Inner Thoughts"]
     assert cages >= 10
+
+
+def test_shared_phrasings_ask_calculate_in_custom_tool_words(dataset: DatasetInfo, tmp_path: Path) -> None:
+    from moss_agent.train._custom import ARCHETYPES
+
+    asks = {
+        (a.key, lang): tuple(a.ask_en if lang == "en" else a.ask_zh)
+        for a in ARCHETYPES
+        if a.key in {"sum", "product"}
+        for lang in ("en", "zh")
+    }
+    shared = generate_dataset(tmp_path / "shared", seed=0, shared_phrasings=True, **SIZES)
+    assert shared.stats["shared_phrasings"] is True and "shared_phrasings" not in dataset.stats
+    changed = 0
+    for split, a, b, expect in paired_turns(dataset, shared, "Human"):
+        if a["Human"] == b["Human"]:
+            continue
+        # the same Calculate call, results and reply; only the request's words are the custom tool's
+        assert split == "train" and expect["tool"] == "Calculate"
+        x, op, y = re.fullmatch(r"(-?[\d.]+)([+*])(-?[\d.]+)", expect["argument"]).groups()
+        key = {"+": "sum", "*": "product"}[op]
+        human = parse_section(b["Human"], "Human")
+        lang = "zh" if re.search(r"[\u4e00-\u9fff]", human) else "en"
+        filled = {t.format(p0=x, p1=y) for t in asks[(key, lang)]}
+        assert human in filled | {h[:1].upper() + h[1:] for h in filled}, human
+        changed += 1
+    assert changed >= 3

@@ -124,8 +124,21 @@ def test_the_reproduce_command_names_every_switch_of_the_recipe():
     switches = [
         f.name for f in dataclasses.fields(RecipeConfig) if isinstance(getattr(default, f.name), bool)
     ]
-    assert {"mix_clauses", "quote_counts", "pair_solutions", "cjk_chars"} <= set(switches)
+    assert {"mix_clauses", "quote_counts", "pair_solutions", "shared_phrasings", "cjk_chars"} <= set(switches)
     for name in switches:
         flag = name.replace("_", "-")
         command = reproduce_command(dataclasses.asdict(default) | {name: not getattr(default, name)})
         assert command.endswith(f" --{flag}") or command.endswith(f" --no-{flag}"), (name, command)
+
+
+def test_the_card_describes_the_data_options_of_the_run(tmp_path):
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    run = recipe_run(tmp_path / "on", pair_solutions=True, shared_phrasings=True)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "name each animal right after the solver line" in card
+    assert "phrased as requests for the custom sum/product tools are" in card
+    assert card.count("--pair-solutions") == 1 and card.count("--shared-phrasings") == 1
+    plain = recipe_run(tmp_path / "off")
+    card = render_model_card(plain, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "each animal" not in card and "sum/product" not in card and "--shared-phrasings" not in card

@@ -15,7 +15,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     seen = []
     monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
     flags = ["--more-phrasings", "--wrap-requests", "--mix-clauses", "--cjk-chars", "--restate-solutions"]
-    flags += ["--quote-counts", "--pair-solutions", "--layers", "6"]
+    flags += ["--quote-counts", "--pair-solutions", "--shared-phrasings", "--layers", "6"]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
     assert result.exit_code == 0, result.output
     (config,) = seen
@@ -26,6 +26,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
         True,
     )
     assert config.mix_clauses is True and config.quote_counts is True and config.pair_solutions is True
+    assert config.shared_phrasings is True
     assert (config.n_layer, config.n_embd, config.out) == (6, 320, str(tmp_path))
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
@@ -43,11 +44,12 @@ def test_train_data_passes_the_data_options(monkeypatch, tmp_path: Path) -> None
     result = runner.invoke(
         app,
         ["train", "data", "--out", str(tmp_path), "--more-phrasings", "--wrap-requests", "--mix-clauses"]
-        + ["--pair-solutions"],
+        + ["--pair-solutions", "--shared-phrasings"],
     )
     assert result.exit_code == 0, result.output
     assert seen[0]["more_phrasings"] is True and seen[0]["wrap_requests"] is True
     assert seen[0]["mix_clauses"] is True and seen[0]["pair_solutions"] is True
+    assert seen[0]["shared_phrasings"] is True
 
 
 def test_train_recipe_refuses_two_cage_reply_formats_before_any_work(tmp_path: Path) -> None:
