@@ -65,11 +65,11 @@ FOLLOWUP_OPS = {"fu_mul": "*", "fu_add": "+", "fu_sub": "-", "fu_div": "/"}
 SEARCH_KINDS = ("population", "founder", "founded", "height", "event_date")
 CHAT_KINDS = ("greet", "thanks", "identity", "define", "bye")
 MIX_RATE = 0.7
-# --shared-phrasings: the share of addition/multiplication requests phrased as a request for the
-# custom tool of the same operation, and which custom archetype that is.
-SHARED_RATE = 0.3
-SHARED_ARCHETYPE = {"add": "sum", "mul": "product"}
 """Share of training requests phrased by a clause splice when ``mix_clauses`` is on."""
+SHARED_RATE = 0.3
+"""Share of training additions/multiplications worded as their custom tool's requests are."""
+SHARED_ARCHETYPE = {"add": "sum", "mul": "product"}
+"""The custom archetype whose request families a calculation kind borrows under ``shared_phrasings``."""
 
 
 @dataclass

@@ -334,6 +334,14 @@ def _search_function(corpus_path: Path) -> Any:
     return run
 
 
+def _train_stream(seed: int, split: str, name: str, on: bool) -> random.Random | None:
+    """The RNG stream of a training-only option (``None`` when off or not the training split).
+
+    A stream of its own, so the conversations drawn from the split's main RNG stay the same.
+    """
+    return random.Random(f"{seed}:{split}:{name}") if on and split == "train" else None
+
+
 def generate_dataset(
     out_dir: Path,
     *,
@@ -409,9 +417,8 @@ def generate_dataset(
     solve_cache: dict[str, str] = {}
     splits: dict[str, Any] = {}
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
-        mix_rng = random.Random(f"{seed}:{split}:mix") if mix_clauses and split == "train" else None
-        shared = shared_phrasings and split == "train"
-        shared_rng = random.Random(f"{seed}:{split}:shared") if shared else None
+        mix_rng = _train_stream(seed, split, "mix", mix_clauses)
+        shared_rng = _train_stream(seed, split, "shared", shared_phrasings)
         builder = TurnBuilder(
             world,
             search,
@@ -426,7 +433,7 @@ def generate_dataset(
             shared_rng=shared_rng,
         )
         stats: dict[str, Any] = {}
-        wrap_rng = random.Random(f"{seed}:{split}:wrap") if wrap_requests and split == "train" else None
+        wrap_rng = _train_stream(seed, split, "wrap", wrap_requests)
         _write_split(
             out_dir / f"{split}.jsonl",
             _Generator(builder),

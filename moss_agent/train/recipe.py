@@ -85,8 +85,9 @@ class RecipeConfig:
     quote_counts: bool = False
     """Cage-problem Inner Thoughts first quote the two counts from the question (fixed form)."""
     pair_solutions: bool = False
-    shared_phrasings: bool = False
     """Cage-problem replies name each animal right after its solver line (nearest copy)."""
+    shared_phrasings: bool = False
+    """Some training additions/multiplications are worded as the custom sum/product tools' requests."""
     cjk_chars: bool = False
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 
