@@ -181,6 +181,22 @@ def render_model_card(
             if recipe.get("wrap_requests")
             else []
         ),
+        *(
+            [
+                "- Most training requests are phrased by splicing the opening clauses of their family with the"
+                " closing clauses of another training family of the same kind."
+            ]
+            if recipe.get("mix_clauses")
+            else []
+        ),
+        *(
+            [
+                "- The Inner Thoughts of chickens-and-rabbits problems first quote the two counts in a fixed form"
+                " (`已知35个头，94只脚`), so the Solve call copies them from a fixed place."
+            ]
+            if recipe.get("quote_counts")
+            else []
+        ),
         "- Not trained on MOSS's own data nor on any evaluation suite.",
         *_split_lines(info),
         "",

@@ -62,8 +62,8 @@ class RecipeConfig:
     """Examples per step."""
     learning_rate: float = 1.5e-3
     """Peak learning rate."""
-    max_steps: int = 1_800
-    """Optimizer steps of SFT (fixed, so the recipe is reproducible); ~41 min on 2 CPU cores."""
+    max_steps: int = 2_400
+    """Optimizer steps of SFT (fixed, so the recipe is reproducible); ~54 min on 2 CPU cores."""
     max_minutes: float = 75.0
     """Safety limit on SFT wall time (saves and stops if a slow machine reaches it)."""
     max_length: int = 768
@@ -76,19 +76,19 @@ class RecipeConfig:
     """Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."""
     restate_solutions: bool = False
     """Cage-problem replies restate the solver's ``x = …，y = …`` before naming the animals."""
-    more_phrasings: bool = False
+    more_phrasings: bool = True
     """Add the extra phrasing families (about 8 more per request kind; 18 % of them held out)."""
-    wrap_requests: bool = False
+    wrap_requests: bool = True
     """About half of the training requests get a greeting, filler or thanks around them."""
-    mix_clauses: bool = False
+    mix_clauses: bool = True
     """Many training requests are phrased by splicing the clauses of two families of their kind."""
-    quote_counts: bool = False
+    quote_counts: bool = True
     """Cage-problem Inner Thoughts first quote the two counts from the question (fixed form)."""
     pair_solutions: bool = False
     """Cage-problem replies name each animal right after its solver line (nearest copy)."""
-    shared_phrasings: bool = False
+    shared_phrasings: bool = True
     """Some training additions/multiplications are worded as the custom sum/product tools' requests."""
-    cjk_chars: bool = False
+    cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 
 

@@ -14,16 +14,24 @@ import pytest
 ARGUMENTS = "moss-tiny-plugin does not yet fill tool arguments reliably (see its model card)"
 STRUCTURED = "moss-tiny-plugin was not trained to write structured output for arbitrary schemas"
 
+SELECTION = (
+    "moss-tiny-plugin answers 'What is the value of magic_function(3)? Use the tool.' with"
+    " `<|Commands|>: None` although its thoughts say the request matches the tool; choosing a declared"
+    " custom tool is its weakest skill (see its model card)"
+)
+
 KNOWN_LIMITS = {
+    "test_tool_calling": SELECTION,
+    "test_tool_calling_async": SELECTION,
     "test_tool_choice": ARGUMENTS,
     "test_tool_calling_with_no_arguments": ARGUMENTS,
     "test_agent_loop": ARGUMENTS,
     "test_unicode_tool_call_integration": ARGUMENTS,
-    # The pydantic and JSON-schema variants pass; with the TypedDict schema the model answers the
-    # joke request in prose instead of calling the schema's tool.
-    "test_structured_output[typeddict]": STRUCTURED,
-    "test_structured_output_async[typeddict]": STRUCTURED,
-    "test_structured_output_optional_param": STRUCTURED,
+    # The TypedDict, JSON-schema and optional-parameter variants pass; with the pydantic schemas the
+    # model calls the schema's tool but fills `setup` with digits and leaves out `punchline`.
+    "test_structured_output[pydantic]": STRUCTURED,
+    "test_structured_output_async[pydantic]": STRUCTURED,
+    "test_structured_output_pydantic_2_v1": STRUCTURED,
 }
 
 

@@ -138,7 +138,10 @@ def test_the_card_describes_the_data_options_of_the_run(tmp_path):
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "name each animal right after the solver line" in card
     assert "phrased as requests for the custom sum/product tools are" in card
-    assert card.count("--pair-solutions") == 1 and card.count("--shared-phrasings") == 1
-    plain = recipe_run(tmp_path / "off")
+    assert "splicing the opening clauses" in card and "`已知35个头，94只脚`" in card  # on by default
+    assert card.count("--pair-solutions") == 1 and "--shared-phrasings" not in card
+    switches = ("mix_clauses", "quote_counts", "shared_phrasings", "more_phrasings", "wrap_requests")
+    plain = recipe_run(tmp_path / "off", **dict.fromkeys(switches, False))
     card = render_model_card(plain, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
-    assert "each animal" not in card and "sum/product" not in card and "--shared-phrasings" not in card
+    assert "each animal" not in card and "sum/product" not in card and "--no-shared-phrasings" in card
+    assert "splicing" not in card and "已知" not in card and "greeting" not in card
