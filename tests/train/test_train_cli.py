@@ -30,7 +30,14 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert (config.n_layer, config.n_embd, config.out) == (6, 320, str(tmp_path))
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
-    shipped = ("more_phrasings", "wrap_requests", "mix_clauses", "quote_counts", "shared_phrasings", "cjk_chars")
+    shipped = (
+        "more_phrasings",
+        "wrap_requests",
+        "mix_clauses",
+        "quote_counts",
+        "shared_phrasings",
+        "cjk_chars",
+    )
     assert all(getattr(defaults, name) for name in shipped)  # the embedded model's recipe
     assert not (defaults.pair_solutions or defaults.restate_solutions or defaults.mask_human)
     assert (defaults.n_layer, defaults.n_embd, defaults.max_steps) == (4, 256, 2400)
