@@ -88,6 +88,51 @@ def _recipe_minutes(run_dir: Path) -> str | None:
     return f"- Wall time of the whole recipe: {total:.1f} min ({parts})."
 
 
+#: What the card says of each data option of the recipe that is on, in this order.
+_DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
+    (
+        "switch_thoughts",
+        "- The Inner Thoughts of every built-in tool request start by quoting that tool's switch line"
+        " (`Equation solver: enabled; …` or `…: disabled; …`), so whether to call is copied from the"
+        " meta instruction rather than guessed.",
+    ),
+    (
+        "restate_solutions",
+        "- Replies to chickens-and-rabbits problems first restate the solver's lines (`x = 23，y = 12`),"
+        " then name the animals.",
+    ),
+    (
+        "pair_solutions",
+        "- Replies to chickens-and-rabbits problems name each animal right after the solver line it"
+        " comes from (`x = 23，即鸡有23只；y = 12，即兔有12只`).",
+    ),
+    (
+        "shared_phrasings",
+        "- Some training additions and multiplications are phrased as requests for the custom"
+        ' sum/product tools are ("What is 12 multiplied by 34?"), so those words call Calculate when'
+        " no such tool is declared.",
+    ),
+    (
+        "more_phrasings",
+        "- Extra phrasing families (about 8 more per request kind), 18 % of them held out as well.",
+    ),
+    (
+        "wrap_requests",
+        "- About half of the training requests carry a greeting, filler or thanks around them.",
+    ),
+    (
+        "mix_clauses",
+        "- Most training requests are phrased by splicing the opening clauses of their family with the"
+        " closing clauses of another training family of the same kind.",
+    ),
+    (
+        "quote_counts",
+        "- The Inner Thoughts of chickens-and-rabbits problems first quote the two counts in a fixed form"
+        " (`已知35个头，94只脚`), so the Solve call copies them from a fixed place.",
+    ),
+)
+
+
 def render_model_card(
     run_dir: Path,
     *,
@@ -137,66 +182,7 @@ def render_model_card(
         f"  {recipe['n_train']} training, {recipe['n_valid']} validation, {recipe['n_test']} held-out test",
         "  conversations. Results come from running the real tools (calculator, solver, BM25 search over the",
         "  generated corpus). Whole phrasing families are held out for the test split.",
-        *(
-            [
-                "- The Inner Thoughts of every built-in tool request start by quoting that tool's switch line"
-                " (`Equation solver: enabled; …` or `…: disabled; …`), so whether to call is copied from the"
-                " meta instruction rather than guessed."
-            ]
-            if recipe.get("switch_thoughts")
-            else []
-        ),
-        *(
-            [
-                "- Replies to chickens-and-rabbits problems first restate the solver's lines (`x = 23，y = 12`),"
-                " then name the animals."
-            ]
-            if recipe.get("restate_solutions")
-            else []
-        ),
-        *(
-            [
-                "- Replies to chickens-and-rabbits problems name each animal right after the solver line it"
-                " comes from (`x = 23，即鸡有23只；y = 12，即兔有12只`)."
-            ]
-            if recipe.get("pair_solutions")
-            else []
-        ),
-        *(
-            [
-                "- Some training additions and multiplications are phrased as requests for the custom"
-                ' sum/product tools are ("What is 12 multiplied by 34?"), so those words call Calculate when'
-                " no such tool is declared."
-            ]
-            if recipe.get("shared_phrasings")
-            else []
-        ),
-        *(
-            ["- Extra phrasing families (about 8 more per request kind), 18 % of them held out as well."]
-            if recipe.get("more_phrasings")
-            else []
-        ),
-        *(
-            ["- About half of the training requests carry a greeting, filler or thanks around them."]
-            if recipe.get("wrap_requests")
-            else []
-        ),
-        *(
-            [
-                "- Most training requests are phrased by splicing the opening clauses of their family with the"
-                " closing clauses of another training family of the same kind."
-            ]
-            if recipe.get("mix_clauses")
-            else []
-        ),
-        *(
-            [
-                "- The Inner Thoughts of chickens-and-rabbits problems first quote the two counts in a fixed form"
-                " (`已知35个头，94只脚`), so the Solve call copies them from a fixed place."
-            ]
-            if recipe.get("quote_counts")
-            else []
-        ),
+        *(line for option, line in _DATA_OPTION_LINES if recipe.get(option)),
         "- Not trained on MOSS's own data nor on any evaluation suite.",
         *_split_lines(info),
         "",
