@@ -8,9 +8,10 @@ between variants means something only when it is larger than the spread across s
 Each run is ``moss-agent train recipe --out OUT/VARIANT-sSEED --seed SEED FLAGS``, then
 ``moss-agent eval`` of its model on its own held-out split (seeds differ in data, so variants
 are compared within a seed and averaged over seeds; ``--suite`` scores every run on one given
-suite per seed instead). Runs go ``--jobs`` at a time; a run whose
-folder already has scores is not redone. ``OUT/sweep.md`` gets the table, ``OUT/sweep.json``
-every number.
+suite per seed instead), and on the custom-tool cases of that split with every tool renamed to
+made-up words (``novel_trigger``: tool choice when names cannot be recalled). Runs go
+``--jobs`` at a time; a run whose folder already has scores is not redone. ``OUT/sweep.md`` gets
+the table, ``OUT/sweep.json`` every number.
 
 Usage:
     python bench/recipe_sweep.py --out runs/sweep --seeds 0,1 \\
@@ -30,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from moss_agent.train.heldout import heldout_suite
+from moss_agent.train.heldout import heldout_suite, novel_name_suite
 
 METRICS = (
     "trigger_accuracy",
@@ -89,6 +90,15 @@ def run_one(
         if probe_summary.is_file():
             rate = json.loads(probe_summary.read_text()).get("end_to_end_accuracy")
             probe_scores = {"probe_end_to_end": rate}
+    novel_scores: dict[str, Any] = {}
+    heldout = folder / "heldout" / "heldout.jsonl"
+    novel_summary = folder / "eval-novel" / "summary.json"
+    if heldout.is_file() and not novel_summary.is_file():
+        with (folder / "sweep.log").open("a") as log:
+            novel = novel_name_suite(heldout, folder / "heldout" / "novel-names.jsonl")
+            evaluate(folder, novel, "eval-novel", eval_args, log)
+    if novel_summary.is_file():
+        novel_scores = {"novel_trigger": json.loads(novel_summary.read_text()).get("trigger_accuracy")}
     scores = json.loads(summary.read_text())
     recipe = json.loads((folder / "recipe_log.json").read_text())
     return {
@@ -97,12 +107,14 @@ def run_one(
         "recipe_minutes": recipe.get("minutes_total"),
         **{metric: scores.get(metric) for metric in METRICS},
         **probe_scores,
+        **novel_scores,
     }
 
 
 def table(results: list[dict[str, Any]], variants: dict[str, str]) -> str:
     """Mean and spread (min-max over seeds) of every metric, one row per variant."""
-    columns = [*METRICS, *(["probe_end_to_end"] if any("probe_end_to_end" in r for r in results) else [])]
+    extra = [c for c in ("probe_end_to_end", "novel_trigger") if any(c in r for r in results)]
+    columns = [*METRICS, *extra]
     lines = [
         "| variant | flags | seeds | " + " | ".join(m.removesuffix("_accuracy") for m in columns) + " |",
         "| --- | --- | --- | " + " | ".join("---" for _ in columns) + " |",

@@ -444,6 +444,16 @@ _SharedPhrasings = Annotated[
         help="Phrase some training additions/multiplications as requests for the custom sum/product tools."
     ),
 ]
+_QuoteApi = Annotated[
+    bool,
+    typer.Option(
+        help="Custom-tool Inner Thoughts first quote the tool's switch line ('…: enabled. API: f(x)')."
+    ),
+]
+_NovelNames = Annotated[
+    bool,
+    typer.Option(help="Rename half of the training custom tools to made-up words, so names are copied."),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -468,9 +478,11 @@ def train_data_command(
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,
     pair_solutions: _PairSolutions = _RECIPE.pair_solutions,
     shared_phrasings: _SharedPhrasings = _RECIPE.shared_phrasings,
+    quote_api: _QuoteApi = _RECIPE.quote_api,
+    novel_names: _NovelNames = _RECIPE.novel_names,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
-    from moss_agent.train.data import generate_dataset
+    from moss_agent.train.data import DataOptions, generate_dataset
 
     info = generate_dataset(
         out,
@@ -478,14 +490,18 @@ def train_data_command(
         n_test=n_test,
         n_valid=n_valid,
         seed=seed,
-        switch_thoughts=switch_thoughts,
-        restate_solutions=restate_solutions,
-        more_phrasings=more_phrasings,
-        wrap_requests=wrap_requests,
-        mix_clauses=mix_clauses,
-        quote_counts=quote_counts,
-        pair_solutions=pair_solutions,
-        shared_phrasings=shared_phrasings,
+        options=DataOptions(
+            switch_thoughts=switch_thoughts,
+            restate_solutions=restate_solutions,
+            more_phrasings=more_phrasings,
+            wrap_requests=wrap_requests,
+            mix_clauses=mix_clauses,
+            quote_counts=quote_counts,
+            pair_solutions=pair_solutions,
+            shared_phrasings=shared_phrasings,
+            quote_api=quote_api,
+            novel_names=novel_names,
+        ),
     )
     typer.echo(
         json.dumps(
@@ -531,6 +547,8 @@ def train_recipe_command(
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,
     pair_solutions: _PairSolutions = _RECIPE.pair_solutions,
     shared_phrasings: _SharedPhrasings = _RECIPE.shared_phrasings,
+    quote_api: _QuoteApi = _RECIPE.quote_api,
+    novel_names: _NovelNames = _RECIPE.novel_names,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
@@ -561,6 +579,8 @@ def train_recipe_command(
             quote_counts=quote_counts,
             pair_solutions=pair_solutions,
             shared_phrasings=shared_phrasings,
+            quote_api=quote_api,
+            novel_names=novel_names,
             cjk_chars=cjk_chars,
         )
     )

@@ -28,11 +28,15 @@ class PluginDeclaration:
     label: str
     api: str | None
 
+    def switch_text(self, enabled: bool) -> str:
+        """The line without its bullet and newline: ``Calculator: enabled. API: Calculate(expression)``."""
+        if enabled and self.api:
+            return f"{self.label}: enabled. API: {self.api}"
+        return f"{self.label}: disabled."
+
     def switch_line(self, enabled: bool) -> str:
         """The line as the model was trained on it, with its trailing newline."""
-        if enabled and self.api:
-            return f"- {self.label}: enabled. API: {self.api}\n"
-        return f"- {self.label}: disabled.\n"
+        return f"- {self.switch_text(enabled)}\n"
 
 
 def _read_prompt(name: str) -> str:

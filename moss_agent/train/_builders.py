@@ -27,7 +27,7 @@ from moss_agent.tools.calculator import calculate
 from moss_agent.tools.solver import SolveError, format_solutions, solve_equations
 from moss_agent.train import _templates_en, _templates_en_extra, _templates_zh, _templates_zh_extra
 from moss_agent.train._clauses import splice_template
-from moss_agent.train._custom import GENERIC_ASK, CustomTool
+from moss_agent.train._custom import GENERIC_ASK, CustomTool, rename_tool
 from moss_agent.train._vocab import ATTR as _ATTR
 from moss_agent.train._vocab import CAGE as _CAGE
 from moss_agent.train._vocab import CONVERT as _CONVERT
@@ -67,6 +67,8 @@ CHAT_KINDS = ("greet", "thanks", "identity", "define", "bye")
 MIX_RATE = 0.7
 """Share of training requests phrased by a clause splice when ``mix_clauses`` is on."""
 SHARED_RATE = 0.3
+#: Share of the training split's declared custom tools renamed to made-up words (``novel_names``).
+NOVEL_RATE = 0.5
 """Share of training additions/multiplications worded as their custom tool's requests are."""
 SHARED_ARCHETYPE = {"add": "sum", "mul": "product"}
 """The custom archetype whose request families a calculation kind borrows under ``shared_phrasings``."""
@@ -188,6 +190,13 @@ def _linear2(a: int, b: int, c: int) -> str:
     return f"{_coef(a)}x{second}={c}"
 
 
+def _after_quote(lang: str, quote: str, thoughts: str) -> str:
+    """Inner Thoughts that start by quoting a switch line (English thoughts go on in lower case)."""
+    if lang == "en" and not thoughts.startswith("I "):
+        thoughts = thoughts[:1].lower() + thoughts[1:]
+    return f"{quote}{'；' if lang == 'zh' else '; '}{thoughts}"
+
+
 class TurnBuilder:
     """Builds turns for one split.
 
@@ -213,6 +222,13 @@ class TurnBuilder:
             another of its group (:func:`moss_agent.train._clauses.splice_template`), drawn
             from this RNG only, so the conversations drawn from the main RNG stay the same.
             Chit-chat is never spliced.
+        names_rng: When given (training split, ``novel_names``), a declared custom tool gets a
+            made-up name (and made-up parameter names half the time) with probability
+            ``NOVEL_RATE``, drawn from this RNG only: the tokenizer splits such names into pieces
+            no trained name shares, so they can only be copied, never recalled.
+        quote_api: The Inner Thoughts of a call of a declared custom tool start by quoting that
+            tool's whole switch line (``Word counter: enabled. API: count_words(text)``), so the
+            Commands that follow copy the tool's name and parameters from the thoughts.
         shared_rng: When given (training split, ``shared_phrasings``), addition and
             multiplication requests are phrased (with probability ``SHARED_RATE``) by a training
             family of the custom ``sum``/``product`` tool, drawn from this RNG only, so the same
@@ -233,8 +249,12 @@ class TurnBuilder:
         quote_counts: bool = False,
         pair_solutions: bool = False,
         shared_rng: random.Random | None = None,
+        quote_api: bool = False,
+        names_rng: random.Random | None = None,
     ) -> None:
         self.world = world
+        self.names_rng = names_rng
+        self.quote_api = quote_api
         self.shared_rng = shared_rng
         self.pair_solutions = pair_solutions
         self.quote_counts = quote_counts
@@ -273,10 +293,8 @@ class TurnBuilder:
         """The Inner Thoughts of a request for a built-in tool, quoting its switch when asked to."""
         if not self.switch_thoughts:
             return thoughts
-        if lang == "en" and not thoughts.startswith("I "):
-            thoughts = thoughts[:1].lower() + thoughts[1:]
         state = "enabled" if enabled else "disabled"
-        return f"{_SWITCH_LABEL[tool]}: {state}{'；' if lang == 'zh' else '; '}{thoughts}"
+        return _after_quote(lang, f"{_SWITCH_LABEL[tool]}: {state}", thoughts)
 
     @staticmethod
     def fill(template: str, lang: str, slots: dict[str, Any]) -> str:
@@ -594,6 +612,12 @@ class TurnBuilder:
 
     # --- Custom tools ----------------------------------------------------------------------------
 
+    def declare(self, tool: CustomTool, avoid: Callable[[str], bool]) -> CustomTool:
+        """The tool as a conversation declares it: renamed to made-up words under ``novel_names``."""
+        if self.names_rng is None or self.names_rng.random() >= NOVEL_RATE:
+            return tool
+        return rename_tool(tool, self.names_rng, avoid)
+
     def custom_request(
         self, rng: random.Random, lang: str, tool: CustomTool, allow_generic: bool = True
     ) -> tuple[str, str, list[Any]]:
@@ -631,6 +655,8 @@ class TurnBuilder:
         value = tool.archetype.value(values, rng)
         results = results_for([result_for(invocation, value, ResultLayout.INLINE)])
         thoughts = _CUSTOM_TEXT[lang]["think"].format(name=tool.name)
+        if self.quote_api:
+            thoughts = _after_quote(lang, tool.declaration.switch_text(True), thoughts)
         slots = {f"p{i}": v for i, v in enumerate(values)}
         reply = (tool.archetype.reply_zh if lang == "zh" else tool.archetype.reply_en).format(
             value=value, **slots

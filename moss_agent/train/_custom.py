@@ -13,9 +13,10 @@ import hashlib
 import random
 import string
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from moss_agent.protocol import PluginDeclaration
 from moss_agent.train._vocab import BOOKS as _BOOKS
 from moss_agent.train._vocab import CAPITALS as _CAPITALS
 from moss_agent.train._vocab import CITIES_EN as _CITIES_EN
@@ -28,7 +29,15 @@ from moss_agent.train._vocab import RATES as _RATES
 from moss_agent.train._vocab import STATUSES as _STATUSES
 from moss_agent.train._vocab import WORDS as _WORDS
 
-__all__ = ["ARCHETYPES", "GENERIC_ASK", "Archetype", "CustomTool", "invent_tool"]
+__all__ = [
+    "ARCHETYPES",
+    "GENERIC_ASK",
+    "Archetype",
+    "CustomTool",
+    "invent_tool",
+    "novel_identifier",
+    "rename_tool",
+]
 
 
 def _h(*parts: Any) -> int:
@@ -535,6 +544,11 @@ class CustomTool:
         """The API text of the switch line: ``name(p1, p2)``."""
         return f"{self.name}({', '.join(self.params)})"
 
+    @property
+    def declaration(self) -> PluginDeclaration:
+        """Its line of the plugin switch block."""
+        return PluginDeclaration(self.name, self.label, self.api)
+
     def sample_args(self, rng: random.Random, lang: str) -> list[Any]:
         """Argument values, one per parameter (a letter parameter takes a letter of the word)."""
         values: list[Any] = []
@@ -556,3 +570,72 @@ def invent_tool(archetype: Archetype, rng: random.Random) -> CustomTool:
         name = rng.choice(["my_", "tool_", "api_", ""]) + name
     params = tuple(rng.choice(names) for names, _kind in archetype.params)
     return CustomTool(archetype, name, rng.choice(archetype.labels), params)
+
+
+_ONSETS = (
+    "b",
+    "c",
+    "d",
+    "f",
+    "g",
+    "h",
+    "j",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "w",
+    "z",
+    "br",
+    "cl",
+    "dr",
+    "fl",
+    "gr",
+    "pl",
+    "qu",
+    "sk",
+    "sl",
+    "st",
+    "tr",
+    "ch",
+    "sh",
+    "th",
+)
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "ou", "y")
+_CODAS = ("", "", "", "n", "r", "l", "x", "m", "s", "t", "k", "nd", "rk")
+
+
+def _made_up_word(rng: random.Random) -> str:
+    return "".join(
+        rng.choice(_ONSETS) + rng.choice(_VOWELS) + rng.choice(_CODAS)
+        for _ in range(rng.choice((1, 2, 2, 3)))
+    )
+
+
+def novel_identifier(rng: random.Random, avoid: Callable[[str], bool]) -> str:
+    """A made-up snake_case identifier (``zorvak_plim``, ``get_brastel``) for which ``avoid`` is false.
+
+    Made-up words are split by the tokenizer into pieces no trained name shares, so a model can
+    only write them by copying them from the switch line or the request.
+    """
+    while True:
+        words = [_made_up_word(rng) for _ in range(rng.choice((1, 2, 2)))]
+        if rng.random() < 0.3:
+            words[0] = rng.choice(("get", "run", "do", "compute", "find", "make", "check"))
+        name = "_".join(words)
+        if name.isidentifier() and not avoid(name):
+            return name
+
+
+def rename_tool(tool: CustomTool, rng: random.Random, avoid: Callable[[str], bool]) -> CustomTool:
+    """The same tool under a made-up name, and each parameter under a made-up name half the time."""
+    params: list[str] = []
+    for param in tool.params:
+        new = novel_identifier(rng, avoid) if rng.random() < 0.5 else param
+        params.append(new if new not in params else param)
+    return replace(tool, name=novel_identifier(rng, avoid), params=tuple(params))

@@ -34,17 +34,18 @@ from moss_agent.errors import ToolError, UsageError
 from moss_agent.protocol import (
     DEFAULT_PLUGINS,
     Commands,
-    PluginDeclaration,
     Results,
     Turn,
+    builtin_plugins,
     render_meta_instruction,
 )
 from moss_agent.train._builders import CHAT_KINDS, Families, TurnBuilder, TurnSpec, build_families
 from moss_agent.train._custom import ARCHETYPES, Archetype, CustomTool, invent_tool
 from moss_agent.train._world import World, build_world
 from moss_agent.train._wrappers import wrap_request
+from moss_agent.train.options import OPTIONAL_KEYS, DataOptions
 
-__all__ = ["BANNED_STRINGS", "INTENT_WEIGHTS", "DatasetInfo", "generate_dataset", "main_generate"]
+__all__ = ["BANNED_STRINGS", "INTENT_WEIGHTS", "DataOptions", "DatasetInfo", "generate_dataset"]
 
 #: Share of each conversation intent in every split.
 INTENT_WEIGHTS: dict[str, float] = {
@@ -190,11 +191,17 @@ class _Generator:
         archetypes = rng.sample(ARCHETYPES, n_declared + 1)
         declared_arch, spare = archetypes[:n_declared], archetypes[n_declared]
         tools: list[CustomTool] = []
+        builtin = {p.name for p in builtin_plugins()}
         for arche in declared_arch:
             tool = invent_tool(arche, rng)
             while tool.name in {t.name for t in tools}:
                 tool = invent_tool(arche, rng)
-            tools.append(tool)
+            tools.append(
+                self.b.declare(
+                    tool,
+                    lambda name: not _is_clean(name) or name in builtin or name in {t.name for t in tools},
+                )
+            )
         if intent == "multi_turn":
             plan = rng.choice(
                 [
@@ -225,7 +232,7 @@ class _Generator:
                 turns.append(self.b.calculate(rng, lang))
             else:
                 turns.append(self.b.chat(rng, lang, rng.choice(CHAT_KINDS)))
-        custom = [PluginDeclaration(t.name, t.label, t.api) for t in tools]
+        custom = [t.declaration for t in tools]
         meta = render_meta_instruction([*enabled, *(t.name for t in tools)], custom=custom)
         return lang, turns, meta, enabled + [t.name for t in tools], tools
 
@@ -349,14 +356,7 @@ def generate_dataset(
     n_test: int = 1000,
     n_valid: int = 500,
     seed: int = 0,
-    switch_thoughts: bool = True,
-    restate_solutions: bool = False,
-    more_phrasings: bool = False,
-    wrap_requests: bool = False,
-    mix_clauses: bool = False,
-    quote_counts: bool = False,
-    pair_solutions: bool = False,
-    shared_phrasings: bool = False,
+    options: DataOptions | None = None,
 ) -> DatasetInfo:
     """Generate the train/valid/test conversations, the search corpus and the dataset card.
 
@@ -366,32 +366,8 @@ def generate_dataset(
         n_test: Conversations in ``test.jsonl`` (held-out phrasing families only).
         n_valid: Conversations in ``valid.jsonl`` (training families, separate draws).
         seed: Seed of everything random; the same seed writes the same bytes.
-        switch_thoughts: Inner Thoughts of built-in tool requests start by quoting the tool's
-            switch line (``Calculator: enabled; …``). The user turns (and so the test cases)
-            are the same either way.
-        restate_solutions: Replies to 鸡兔同笼-style problems restate the solver's lines
-            (``x = 23，y = 12``) before naming the animals. User turns are the same either way.
-        more_phrasings: Add the extra phrasing families of ``_templates_*_extra`` (about 8 more
-            per request kind). The base families keep their held-out status; 18 % of the extra
-            families of every group are held out too, so the test split grows but its base
-            families stay comparable with a run without the option.
-        wrap_requests: About half of the training split's tool requests get a greeting, filler
-            or thanks around them (:mod:`moss_agent.train._wrappers`). The conversations drawn
-            are the same; valid and test are untouched.
-        mix_clauses: Many of the training split's requests are phrased by splicing the
-            opening clauses of their family with the closing clauses of another training
-            family of the same kind (:mod:`moss_agent.train._clauses`), from an RNG stream of
-            their own: the conversations drawn are the same; valid and test are untouched.
-        quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
-            from the question (``已知35个头，94只脚``). User turns are the same either way.
-        pair_solutions: Replies to 鸡兔同笼-style problems name each animal right after its
-            solver line (``x = 23，即鸡有23只；y = 12，即兔有12只``); takes the place of
-            ``restate_solutions``. User turns are the same either way.
-        shared_phrasings: Some of the training split's addition and multiplication requests
-            are phrased as requests for the custom ``sum``/``product`` tools are ("What is 12
-            multiplied by 34?"), from an RNG stream of their own, so those words are not tied to
-            the custom tools: they call ``Calculate`` when no such tool is declared. The
-            conversations drawn are the same; valid and test are untouched.
+        options: How the conversations are written (:class:`DataOptions`; its defaults, the recipe's,
+            when not given).
 
     Raises:
         UsageError: ``restate_solutions`` and ``pair_solutions`` together.
@@ -399,7 +375,8 @@ def generate_dataset(
     Returns:
         Where the files are and their statistics.
     """
-    if restate_solutions and pair_solutions:
+    o = options or DataOptions()
+    if o.restate_solutions and o.pair_solutions:
         raise UsageError("--restate-solutions and --pair-solutions are two formats of one reply: choose one")
     started = time.perf_counter()
     out_dir = Path(out_dir)
@@ -411,29 +388,31 @@ def generate_dataset(
             out.write(json.dumps(document, ensure_ascii=False) + "\n")
     asks = {(a.key, "en"): a.ask_en for a in ARCHETYPES} | {(a.key, "zh"): a.ask_zh for a in ARCHETYPES}
     families: Families = build_families(
-        seed, [a.key for a in ARCHETYPES], lambda key, lang: asks[(key, lang)], more_phrasings
+        seed, [a.key for a in ARCHETYPES], lambda key, lang: asks[(key, lang)], o.more_phrasings
     )
     search = _search_function(corpus_path)
     solve_cache: dict[str, str] = {}
     splits: dict[str, Any] = {}
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
-        mix_rng = _train_stream(seed, split, "mix", mix_clauses)
-        shared_rng = _train_stream(seed, split, "shared", shared_phrasings)
+        mix_rng = _train_stream(seed, split, "mix", o.mix_clauses)
+        shared_rng = _train_stream(seed, split, "shared", o.shared_phrasings)
         builder = TurnBuilder(
             world,
             search,
             families,
             split == "test",
             solve_cache,
-            switch_thoughts,
-            restate_solutions,
+            o.switch_thoughts,
+            o.restate_solutions,
             mix_rng=mix_rng,
-            quote_counts=quote_counts,
-            pair_solutions=pair_solutions,
+            quote_counts=o.quote_counts,
+            pair_solutions=o.pair_solutions,
             shared_rng=shared_rng,
+            quote_api=o.quote_api,
+            names_rng=_train_stream(seed, split, "names", o.novel_names),
         )
         stats: dict[str, Any] = {}
-        wrap_rng = _train_stream(seed, split, "wrap", wrap_requests)
+        wrap_rng = _train_stream(seed, split, "wrap", o.wrap_requests)
         _write_split(
             out_dir / f"{split}.jsonl",
             _Generator(builder),
@@ -450,34 +429,12 @@ def generate_dataset(
         "held_out_families": sorted(families.held_out),
         "corpus_documents": len(world.corpus),
         "intent_weights": INTENT_WEIGHTS,
-        "switch_thoughts": switch_thoughts,
-        "restate_solutions": restate_solutions,
-        **({"more_phrasings": True} if more_phrasings else {}),
-        **({"wrap_requests": True} if wrap_requests else {}),
-        **({"mix_clauses": True} if mix_clauses else {}),
-        **({"quote_counts": True} if quote_counts else {}),
-        **({"pair_solutions": True} if pair_solutions else {}),
-        **({"shared_phrasings": True} if shared_phrasings else {}),
+        # The first two always, the others only when on (so the cards of older runs stay as they were).
+        "switch_thoughts": o.switch_thoughts,
+        "restate_solutions": o.restate_solutions,
+        **{name: True for name in OPTIONAL_KEYS if getattr(o, name)},
     }
     (out_dir / "dataset_info.json").write_text(
         json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
     )
     return DatasetInfo(out_dir, info, time.perf_counter() - started)
-
-
-def main_generate(
-    out: Path, n_train: int = 20000, n_test: int = 1000, n_valid: int = 500, seed: int = 0
-) -> DatasetInfo:
-    """Entry point for ``moss-agent train data``: generate the dataset into ``out``.
-
-    Args:
-        out: Output folder.
-        n_train: Training conversations.
-        n_test: Test conversations (held-out families).
-        n_valid: Validation conversations.
-        seed: Random seed.
-
-    Returns:
-        The :class:`DatasetInfo`; ``info.stats`` is what ``dataset_info.json`` holds.
-    """
-    return generate_dataset(Path(out), n_train=n_train, n_test=n_test, n_valid=n_valid, seed=seed)

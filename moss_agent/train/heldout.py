@@ -8,6 +8,7 @@ answer. The search corpus is copied beside the suite, where the runner looks for
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from moss_agent.protocol import builtin_plugins, parse_meta_instruction, parse_section
 
-__all__ = ["heldout_suite"]
+__all__ = ["heldout_suite", "novel_name_suite"]
 
 
 def _keyword(tool: str, argument: str) -> str:
@@ -108,4 +109,55 @@ def heldout_suite(test_file: Path, corpus: Path, out_file: Path) -> Path:
     out_file.parent.mkdir(parents=True, exist_ok=True)
     out_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases), encoding="utf-8")
     shutil.copy2(corpus, out_file.with_name(out_file.stem + ".corpus.jsonl"))
+    return out_file
+
+
+def _novel_names(old: list[str], rng: random.Random) -> dict[str, str]:
+    """A distinct made-up name for each old name, clear of built-in names and banned text."""
+    from moss_agent.train._custom import novel_identifier
+    from moss_agent.train.data import BANNED_STRINGS
+
+    taken = {p.name for p in builtin_plugins()}
+    names: dict[str, str] = {}
+    for name in old:
+        names[name] = novel_identifier(rng, lambda n: n in taken or any(b in n for b in BANNED_STRINGS))
+        taken.add(names[name])
+    return names
+
+
+def novel_name_suite(suite_file: Path, out_file: Path, seed: int = 0) -> Path:
+    """Write the cases of a suite that declare custom tools, each tool renamed to made-up words.
+
+    The generator draws its custom tools' names from a small vocabulary (``convert_currency``),
+    which a model can recall instead of reading; a tool bound through LangChain has a name the
+    model never saw (``magic_function``). Here every declared tool gets a made-up name
+    (``zorvak_plim``) in the tool list, the expected call and the user's words, so tool choice on
+    this suite measures whether the model copies names from the switch line. Parameter names,
+    argument values and answers stay as they were. The corpus is copied beside the new suite.
+    """
+    cases = []
+    for line in Path(suite_file).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        if not case.get("tools"):
+            continue
+        names = _novel_names([tool["name"] for tool in case["tools"]], random.Random(f"{seed}:{case['id']}"))
+        pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
+        case["tools"] = [{**tool, "name": names[tool["name"]]} for tool in case["tools"]]
+        case["plugins"] = [names.get(plugin, plugin) for plugin in case["plugins"]]
+        case["messages"] = [
+            {**m, "content": pattern.sub(lambda match, n=names: n[match.group(1)], m["content"])}
+            for m in case["messages"]
+        ]
+        if case["expect"].get("tool") in names:
+            case["expect"]["tool"] = names[case["expect"]["tool"]]
+        case["id"] += "-novel"
+        cases.append(case)
+    out_file = Path(out_file)
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases), encoding="utf-8")
+    corpus = Path(suite_file).with_name(Path(suite_file).stem + ".corpus.jsonl")
+    if corpus.is_file():
+        shutil.copy2(corpus, out_file.with_name(out_file.stem + ".corpus.jsonl"))
     return out_file

@@ -130,6 +130,16 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         "- The Inner Thoughts of chickens-and-rabbits problems first quote the two counts in a fixed form"
         " (`已知35个头，94只脚`), so the Solve call copies them from a fixed place.",
     ),
+    (
+        "quote_api",
+        "- The Inner Thoughts of a call of a declared custom tool first quote that tool's whole switch"
+        " line (`Word counter: enabled. API: count_words(text)`), so the call copies the tool's name.",
+    ),
+    (
+        "novel_names",
+        "- Half of the declared custom tools in training are renamed to made-up words (`zorvak_plim`),"
+        " and half of their parameters too, so tool names are copied from the switch line, not recalled.",
+    ),
 )
 
 
@@ -140,6 +150,7 @@ def render_model_card(
     suite_summary: dict[str, Any] | None,
     parameters: int,
     weights_mb: float,
+    novel_summary: dict[str, Any] | None = None,
 ) -> str:
     """Write the card of the model trained in ``run_dir`` (a recipe working folder)."""
     recipe = json.loads((run_dir / "recipe_config.json").read_text())
@@ -218,6 +229,11 @@ def render_model_card(
     for title, summary in (
         ("Held-out test split (phrasing families never seen in training)", heldout_summary),
         ("evals/suites/plugin-basic.jsonl (hand-written, independent of the generator)", suite_summary),
+        (
+            "Held-out cases that declare custom tools, every tool renamed to made-up words"
+            " (`moss_agent.train.heldout.novel_name_suite`: names the model cannot have memorised)",
+            novel_summary,
+        ),
     ):
         if not summary:
             continue

@@ -11,12 +11,13 @@ import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from moss_agent.conversations import TURN_FIELDS
 from moss_agent.errors import UsageError
+from moss_agent.train.options import DataOptions
 
 __all__ = [
     "RecipeConfig",
@@ -26,6 +27,9 @@ __all__ = [
     "run_recipe",
     "train_tokenizer",
 ]
+
+
+_DATA = DataOptions()
 
 
 @dataclass
@@ -72,24 +76,23 @@ class RecipeConfig:
     """No loss on the user's turns either (only MOSS's own text is learned)."""
     loss_weights: dict[str, float] = field(default_factory=dict)
     """Loss weight of each turn section (``Commands``, ``Human``…; 1 where not named)."""
-    switch_thoughts: bool = True
-    """Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."""
-    restate_solutions: bool = False
-    """Cage-problem replies restate the solver's ``x = …，y = …`` before naming the animals."""
-    more_phrasings: bool = True
-    """Add the extra phrasing families (about 8 more per request kind; 18 % of them held out)."""
-    wrap_requests: bool = True
-    """About half of the training requests get a greeting, filler or thanks around them."""
-    mix_clauses: bool = True
-    """Many training requests are phrased by splicing the clauses of two families of their kind."""
-    quote_counts: bool = True
-    """Cage-problem Inner Thoughts first quote the two counts from the question (fixed form)."""
-    pair_solutions: bool = False
-    """Cage-problem replies name each animal right after its solver line (nearest copy)."""
-    shared_phrasings: bool = True
-    """Some training additions/multiplications are worded as the custom sum/product tools' requests."""
+    # Data options: one field per DataOptions field, with its default (its docstring says what each does).
+    switch_thoughts: bool = _DATA.switch_thoughts
+    restate_solutions: bool = _DATA.restate_solutions
+    more_phrasings: bool = _DATA.more_phrasings
+    wrap_requests: bool = _DATA.wrap_requests
+    mix_clauses: bool = _DATA.mix_clauses
+    quote_counts: bool = _DATA.quote_counts
+    pair_solutions: bool = _DATA.pair_solutions
+    shared_phrasings: bool = _DATA.shared_phrasings
+    quote_api: bool = _DATA.quote_api
+    novel_names: bool = _DATA.novel_names
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
+
+    def data_options(self) -> DataOptions:
+        """The generator's options of this recipe."""
+        return DataOptions(**{f.name: getattr(self, f.name) for f in fields(DataOptions)})
 
 
 def conversation_texts(path: Path) -> Iterator[str]:
@@ -213,14 +216,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 n_test=config.n_test,
                 n_valid=config.n_valid,
                 seed=config.seed,
-                switch_thoughts=config.switch_thoughts,
-                restate_solutions=config.restate_solutions,
-                pair_solutions=config.pair_solutions,
-                shared_phrasings=config.shared_phrasings,
-                more_phrasings=config.more_phrasings,
-                wrap_requests=config.wrap_requests,
-                mix_clauses=config.mix_clauses,
-                quote_counts=config.quote_counts,
+                options=config.data_options(),
             )
     tokenizer_dir = out / "tokenizer"
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):
@@ -315,7 +311,7 @@ def evaluate_and_install(
     from safetensors import safe_open
 
     from moss_agent.evals.runner import build_target, run_eval
-    from moss_agent.train.heldout import heldout_suite
+    from moss_agent.train.heldout import heldout_suite, novel_name_suite
     from moss_agent.train.model_card import render_model_card
 
     final = run_dir / "sft" / "final"
@@ -327,6 +323,10 @@ def evaluate_and_install(
     heldout = run_eval(suite_file, run_dir / "eval-heldout", target=target, batch_size=batch_size)
     heldout_summary = dict(heldout.summary)
     heldout_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(heldout.results)
+    novel_file = novel_name_suite(suite_file, run_dir / "heldout" / "novel-names.jsonl")
+    novel_summary = dict(
+        run_eval(novel_file, run_dir / "eval-novel", target=target, batch_size=batch_size).summary
+    )
     suite_summary = None
     if suite is not None:
         suite_summary = dict(
@@ -340,10 +340,15 @@ def evaluate_and_install(
         suite_summary=suite_summary,
         parameters=parameters,
         weights_mb=parameters * 2 / 1e6,
+        novel_summary=novel_summary,
     )
     installed = install_model(final, data, destination, card)
     (destination / "scores.json").write_text(
-        json.dumps({"heldout": heldout_summary, "suite": suite_summary}, indent=2, default=str)
+        json.dumps(
+            {"heldout": heldout_summary, "suite": suite_summary, "novel_names": novel_summary},
+            indent=2,
+            default=str,
+        )
     )
     return installed
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,21 @@ from moss_agent.protocol import builtin_plugins, parse_commands, parse_section
 from moss_agent.tools.calculator import calculate
 from moss_agent.tools.search_backends import read_corpus
 from moss_agent.tools.solver import format_solutions, solve, solve_equations
-from moss_agent.train.data import BANNED_STRINGS, INTENT_WEIGHTS, DatasetInfo, generate_dataset, main_generate
+from moss_agent.train.data import BANNED_STRINGS, INTENT_WEIGHTS, DatasetInfo, generate_dataset
+from moss_agent.train.options import DataOptions
 
 SIZES = {"n_train": 300, "n_test": 100, "n_valid": 50}
+#: The generator with every optional rewrite off: each option's test turns one on against it.
+PLAIN = DataOptions(
+    more_phrasings=False, wrap_requests=False, mix_clauses=False, quote_counts=False, shared_phrasings=False
+)
 SPLITS = ("train", "valid", "test")
 FILES = ("train.jsonl", "valid.jsonl", "test.jsonl", "corpus.jsonl", "dataset_info.json")
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> DatasetInfo:
-    return generate_dataset(tmp_path_factory.mktemp("data0"), seed=0, **SIZES)
+    return generate_dataset(tmp_path_factory.mktemp("data0"), seed=0, options=PLAIN, **SIZES)
 
 
 def records(info: DatasetInfo, split: str) -> list[dict[str, Any]]:
@@ -79,8 +85,8 @@ def test_every_conversation_round_trips_byte_for_byte(dataset: DatasetInfo) -> N
 
 
 def test_deterministic_for_a_seed_and_different_for_another(dataset: DatasetInfo, tmp_path: Path) -> None:
-    again = main_generate(tmp_path / "again", seed=0, **SIZES)
-    other = generate_dataset(tmp_path / "other", seed=1, **SIZES)
+    again = generate_dataset(tmp_path / "again", seed=0, options=PLAIN, **SIZES)
+    other = generate_dataset(tmp_path / "other", seed=1, options=PLAIN, **SIZES)
     for name in FILES:
         assert (again.out_dir / name).read_bytes() == (dataset.out_dir / name).read_bytes(), name
     for name in ("train.jsonl", "test.jsonl", "corpus.jsonl"):
@@ -260,7 +266,10 @@ def test_search_corpus_is_a_valid_local_corpus(dataset: DatasetInfo) -> None:
 def test_switch_thoughts_quote_the_switch_line_and_leave_user_turns_alone(
     dataset: DatasetInfo, tmp_path: Path
 ) -> None:
-    quoted, plain_data = dataset, generate_dataset(tmp_path / "plain", seed=0, switch_thoughts=False, **SIZES)
+    quoted, plain_data = (
+        dataset,
+        generate_dataset(tmp_path / "plain", seed=0, options=replace(PLAIN, switch_thoughts=False), **SIZES),
+    )
     assert quoted.stats["switch_thoughts"] is True and plain_data.stats["switch_thoughts"] is False
     labels = {p.label: p.name for p in builtin_plugins()}
     quote = re.compile(r"<\|Inner Thoughts\|>: ([A-Za-z -]+): (enabled|disabled)(?:; |；)")
@@ -286,7 +295,9 @@ def test_switch_thoughts_quote_the_switch_line_and_leave_user_turns_alone(
 
 
 def test_restated_solutions_change_only_cage_replies(dataset: DatasetInfo, tmp_path: Path) -> None:
-    restated = generate_dataset(tmp_path / "restated", seed=0, restate_solutions=True, **SIZES)
+    restated = generate_dataset(
+        tmp_path / "restated", seed=0, options=replace(PLAIN, restate_solutions=True), **SIZES
+    )
     assert restated.stats["restate_solutions"] is True and dataset.stats["restate_solutions"] is False
     cages = 0
     for _, a, b, expect in paired_turns(dataset, restated, "MOSS"):
@@ -307,7 +318,9 @@ def test_restated_solutions_change_only_cage_replies(dataset: DatasetInfo, tmp_p
 def test_paired_solutions_name_each_animal_after_its_solver_line(
     dataset: DatasetInfo, tmp_path: Path
 ) -> None:
-    paired = generate_dataset(tmp_path / "paired", seed=0, pair_solutions=True, **SIZES)
+    paired = generate_dataset(
+        tmp_path / "paired", seed=0, options=replace(PLAIN, pair_solutions=True), **SIZES
+    )
     assert paired.stats["pair_solutions"] is True and "pair_solutions" not in dataset.stats
     cages = 0
     for _, a, b, expect in paired_turns(dataset, paired, "MOSS"):
@@ -328,11 +341,18 @@ def test_paired_solutions_name_each_animal_after_its_solver_line(
             assert a["MOSS"] == b["MOSS"]
     assert cages >= 10
     with pytest.raises(UsageError, match="choose one"):
-        generate_dataset(tmp_path / "both", seed=0, pair_solutions=True, restate_solutions=True, **SIZES)
+        generate_dataset(
+            tmp_path / "both",
+            seed=0,
+            options=replace(PLAIN, pair_solutions=True, restate_solutions=True),
+            **SIZES,
+        )
 
 
 def test_wrapped_requests_change_only_training_tool_requests(dataset: DatasetInfo, tmp_path: Path) -> None:
-    wrapped = generate_dataset(tmp_path / "wrapped", seed=0, wrap_requests=True, **SIZES)
+    wrapped = generate_dataset(
+        tmp_path / "wrapped", seed=0, options=replace(PLAIN, wrap_requests=True), **SIZES
+    )
     assert wrapped.stats["wrap_requests"] is True and "wrap_requests" not in dataset.stats
     changed = 0
     for split, a, b, expect in paired_turns(dataset, wrapped, "Human"):
@@ -359,7 +379,7 @@ def test_more_phrasings_keep_the_base_held_out_families(dataset: DatasetInfo, tm
         lang, *kind, index = family.split(".")
         return ".".join(kind) in extra_tables[lang] and int(index) >= len(base_tables[lang][".".join(kind)])
 
-    more = generate_dataset(tmp_path / "more", seed=0, more_phrasings=True, **SIZES)
+    more = generate_dataset(tmp_path / "more", seed=0, options=replace(PLAIN, more_phrasings=True), **SIZES)
     base_held, more_held = set(dataset.stats["held_out_families"]), set(more.stats["held_out_families"])
     extra = sum(len(t) for table in extra_tables.values() for t in table.values())
     assert more.stats["families"] == dataset.stats["families"] + extra
@@ -426,7 +446,7 @@ def test_spliced_templates_keep_every_placeholder_once() -> None:
 
 
 def test_mixed_clauses_change_only_training_requests(dataset: DatasetInfo, tmp_path: Path) -> None:
-    mixed = generate_dataset(tmp_path / "mixed", seed=0, mix_clauses=True, **SIZES)
+    mixed = generate_dataset(tmp_path / "mixed", seed=0, options=replace(PLAIN, mix_clauses=True), **SIZES)
     assert mixed.stats["mix_clauses"] is True and "mix_clauses" not in dataset.stats
     changed = 0
     # the same request (same call, same results, same reply), other words
@@ -438,7 +458,7 @@ def test_mixed_clauses_change_only_training_requests(dataset: DatasetInfo, tmp_p
 
 
 def test_quoted_counts_change_only_cage_thoughts(dataset: DatasetInfo, tmp_path: Path) -> None:
-    quoted = generate_dataset(tmp_path / "quoted", seed=0, quote_counts=True, **SIZES)
+    quoted = generate_dataset(tmp_path / "quoted", seed=0, options=replace(PLAIN, quote_counts=True), **SIZES)
     assert quoted.stats["quote_counts"] is True and "quote_counts" not in dataset.stats
     cages = 0
     for _, a, b, expect in paired_turns(dataset, quoted, "Inner Thoughts"):
@@ -462,7 +482,9 @@ def test_shared_phrasings_ask_calculate_in_custom_tool_words(dataset: DatasetInf
         if a.key in {"sum", "product"}
         for lang in ("en", "zh")
     }
-    shared = generate_dataset(tmp_path / "shared", seed=0, shared_phrasings=True, **SIZES)
+    shared = generate_dataset(
+        tmp_path / "shared", seed=0, options=replace(PLAIN, shared_phrasings=True), **SIZES
+    )
     assert shared.stats["shared_phrasings"] is True and "shared_phrasings" not in dataset.stats
     changed = 0
     for split, a, b, expect in paired_turns(dataset, shared, "Human"):
@@ -478,3 +500,64 @@ def test_shared_phrasings_ask_calculate_in_custom_tool_words(dataset: DatasetInf
         assert human in filled | {h[:1].upper() + h[1:] for h in filled}, human
         changed += 1
     assert changed >= 3
+
+
+def test_quoted_api_changes_only_custom_call_thoughts(dataset: DatasetInfo, tmp_path: Path) -> None:
+    quoted = generate_dataset(tmp_path / "api", seed=0, options=replace(PLAIN, quote_api=True), **SIZES)
+    assert quoted.stats["quote_api"] is True and "quote_api" not in dataset.stats
+    calls = 0
+    for _, a, b, expect in paired_turns(dataset, quoted, "Inner Thoughts"):
+        if expect["intent"] == "custom" and expect["tool"]:
+            calls += 1
+            thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+            name = commands(b).invocations[0].name
+            # the tool's own switch line, then the thoughts the plain data has
+            assert re.match(rf"[^\n;；]+: enabled\. API: {name}\([^)]*\)[;；]", thoughts), thoughts
+            assert thoughts.lower().endswith(parse_section(a["Inner Thoughts"], "Inner Thoughts").lower())
+        else:
+            assert a["Inner Thoughts"] == b["Inner Thoughts"]
+    assert calls >= 10
+
+
+def test_novel_names_rename_only_training_custom_tools(dataset: DatasetInfo, tmp_path: Path) -> None:
+    novel = generate_dataset(tmp_path / "novel", seed=0, options=replace(PLAIN, novel_names=True), **SIZES)
+    assert novel.stats["novel_names"] is True and "novel_names" not in dataset.stats
+    for split in ("valid", "test"):
+        assert (novel.out_dir / f"{split}.jsonl").read_bytes() == (
+            dataset.out_dir / f"{split}.jsonl"
+        ).read_bytes()
+    builtin = {p.name for p in builtin_plugins()}
+    renamed = kept = 0
+    for a_record, b_record in zip(records(dataset, "train"), records(novel, "train"), strict=True):
+        a_names = re.findall(r"API: (\w+)\(", a_record["meta_instruction"])
+        b_names = re.findall(r"API: (\w+)\(", b_record["meta_instruction"])
+        assert len(a_names) == len(b_names)
+        for old, new in zip(a_names, b_names):
+            if old in builtin:
+                assert new == old
+                continue
+            renamed, kept = renamed + (new != old), kept + (new == old)
+            assert new.isidentifier() and new not in builtin
+            assert not any(banned in new.lower() for banned in BANNED_STRINGS)
+        # every call names a declared tool (renamed with its declaration)
+        for fields, _ in turns(b_record):
+            for invocation in commands(fields).invocations:
+                assert invocation.name in b_names
+    assert renamed >= 10 and kept >= 10  # about half of them
+
+
+def test_generator_cli_and_recipe_share_one_set_of_defaults(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from moss_agent.cli import app
+    from moss_agent.train.recipe import RecipeConfig
+
+    assert RecipeConfig(out="").data_options() == DataOptions()
+    by_cli = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app, ["train", "data", "--out", str(by_cli), "--n-train", "40", "--n-test", "20", "--n-valid", "5"]
+    )
+    assert result.exit_code == 0, result.output
+    by_function = generate_dataset(tmp_path / "function", n_train=40, n_test=20, n_valid=5)
+    for name in FILES:
+        assert (by_cli / name).read_bytes() == (by_function.out_dir / name).read_bytes(), name

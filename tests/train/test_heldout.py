@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -40,3 +41,33 @@ def test_heldout_suite_scores_the_generators_own_answers_perfectly(dataset, tmp_
     assert summary["trigger_accuracy"] == 1.0
     assert summary["argument_accuracy"] == 1.0
     assert summary["answer_accuracy"] is None or summary["answer_accuracy"] >= 0.95
+
+
+def test_novel_name_suite_renames_every_declared_tool_consistently(dataset, tmp_path):
+    from moss_agent.protocol import builtin_plugins
+    from moss_agent.train.heldout import novel_name_suite
+
+    suite_file = heldout_suite(dataset / "test.jsonl", dataset / "corpus.jsonl", tmp_path / "heldout.jsonl")
+    novel_file = novel_name_suite(suite_file, tmp_path / "novel.jsonl", seed=0)
+    assert (
+        novel_name_suite(suite_file, tmp_path / "again.jsonl", seed=0).read_bytes() == novel_file.read_bytes()
+    )
+    assert (tmp_path / "novel.corpus.jsonl").is_file()
+    original = {c["id"]: c for c in map(json.loads, suite_file.read_text(encoding="utf-8").splitlines())}
+    novel = [json.loads(line) for line in novel_file.read_text(encoding="utf-8").splitlines()]
+    assert len(novel) == sum(bool(c["tools"]) for c in original.values()) >= 5
+    builtin = {p.name for p in builtin_plugins()}
+    for case in novel:
+        before = original[case["id"].removesuffix("-novel")]
+        names = dict(zip((t["name"] for t in before["tools"]), (t["name"] for t in case["tools"])))
+        assert all(old != new and new not in builtin for old, new in names.items())
+        assert case["plugins"] == [names.get(p, p) for p in before["plugins"]]
+        assert case["expect"]["tool"] == names.get(before["expect"]["tool"], before["expect"]["tool"])
+        assert {k: v for k, v in case["expect"].items() if k != "tool"} == {
+            k: v for k, v in before["expect"].items() if k != "tool"
+        }
+        text = json.dumps(case["messages"], ensure_ascii=False)
+        assert not any(re.search(rf"(?<![A-Za-z0-9_]){old}(?![A-Za-z0-9_])", text) for old in names)
+        if any(old in json.dumps(before["messages"], ensure_ascii=False) for old in names):
+            assert any(new in text for new in names.values())
+    assert load_suite(novel_file).cases and not load_suite(novel_file).warnings

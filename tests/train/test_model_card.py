@@ -145,3 +145,22 @@ def test_the_card_describes_the_data_options_of_the_run(tmp_path):
     card = render_model_card(plain, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "each animal" not in card and "sum/product" not in card and "--no-shared-phrasings" in card
     assert "splicing" not in card and "已知" not in card and "greeting" not in card
+
+
+def test_the_card_describes_the_custom_tool_options_and_the_made_up_names_scores(tmp_path):
+    (tmp_path / "on").mkdir()
+    (tmp_path / "off").mkdir()
+    run = recipe_run(tmp_path / "on", quote_api=True, novel_names=True)
+    novel = {**SUMMARY, "n": 7, "trigger_accuracy": 0.125}
+    card = render_model_card(
+        run, heldout_summary=SUMMARY, suite_summary=None, parameters=1, weights_mb=1.0, novel_summary=novel
+    )
+    assert (
+        "quote that tool's whole switch line" in card and "renamed to made-up words (`zorvak_plim`)" in card
+    )
+    assert card.endswith("--quote-api --novel-names`") or "--quote-api --novel-names` then" in card
+    made_up = card.split("every tool renamed to made-up words")[1]
+    assert "| cases | 7 |" in made_up and "| tool choice (incl. no call) | 12.5 % |" in made_up
+    plain = recipe_run(tmp_path / "off")
+    card = render_model_card(plain, heldout_summary=SUMMARY, suite_summary=None, parameters=1, weights_mb=1.0)
+    assert "made-up" not in card and "whole switch line" not in card

@@ -16,6 +16,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
     flags = ["--more-phrasings", "--wrap-requests", "--mix-clauses", "--cjk-chars", "--restate-solutions"]
     flags += ["--quote-counts", "--pair-solutions", "--shared-phrasings", "--layers", "6"]
+    flags += ["--quote-api", "--novel-names"]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
     assert result.exit_code == 0, result.output
     (config,) = seen
@@ -26,7 +27,8 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
         True,
     )
     assert config.mix_clauses is True and config.quote_counts is True and config.pair_solutions is True
-    assert config.shared_phrasings is True
+    assert config.shared_phrasings is True and config.quote_api is True and config.novel_names is True
+    assert config.data_options().novel_names is True
     assert (config.n_layer, config.n_embd, config.out) == (6, 320, str(tmp_path))
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
@@ -40,6 +42,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     )
     assert all(getattr(defaults, name) for name in shipped)  # the embedded model's recipe
     assert not (defaults.pair_solutions or defaults.restate_solutions or defaults.mask_human)
+    assert not (defaults.quote_api or defaults.novel_names)  # measured, not better (README)
     assert (defaults.n_layer, defaults.n_embd, defaults.max_steps) == (4, 256, 2400)
     off = [f"--no-{name.replace('_', '-')}" for name in shipped]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *off])
@@ -55,12 +58,14 @@ def test_train_data_passes_the_data_options(monkeypatch, tmp_path: Path) -> None
     result = runner.invoke(
         app,
         ["train", "data", "--out", str(tmp_path), "--more-phrasings", "--wrap-requests", "--mix-clauses"]
-        + ["--pair-solutions", "--shared-phrasings"],
+        + ["--pair-solutions", "--no-shared-phrasings", "--quote-api", "--novel-names"],
     )
     assert result.exit_code == 0, result.output
-    assert seen[0]["more_phrasings"] is True and seen[0]["wrap_requests"] is True
-    assert seen[0]["mix_clauses"] is True and seen[0]["pair_solutions"] is True
-    assert seen[0]["shared_phrasings"] is True
+    options = seen[0]["options"]
+    assert options.more_phrasings is True and options.wrap_requests is True
+    assert options.mix_clauses is True and options.pair_solutions is True
+    assert options.shared_phrasings is False
+    assert options.quote_api is True and options.novel_names is True
 
 
 def test_train_recipe_refuses_two_cage_reply_formats_before_any_work(tmp_path: Path) -> None:

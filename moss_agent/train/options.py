@@ -1,0 +1,70 @@
+"""The data options of the generator, in a module of its own so the CLI can read their defaults cheaply."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["OPTIONAL_KEYS", "DataOptions"]
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """How the generator writes its conversations; the defaults are the recipe's.
+
+    Unless noted, an option changes only what MOSS writes (thoughts, replies), so the user turns,
+    and with them the test split, are the same either way; the training-only options draw from
+    RNG streams of their own, so the conversations drawn stay the same too.
+
+    Attributes:
+        switch_thoughts: Inner Thoughts of built-in tool requests start by quoting the tool's
+            switch line (``Calculator: enabled; …``).
+        restate_solutions: Replies to 鸡兔同笼-style problems restate the solver's lines
+            (``x = 23，y = 12``) before naming the animals.
+        more_phrasings: Add the extra phrasing families of ``_templates_*_extra`` (about 8 more
+            per request kind). The base families keep their held-out status; 18 % of the extra
+            families of every group are held out too, so the test split grows (this option does
+            change user turns).
+        wrap_requests: About half of the training split's tool requests get a greeting, filler
+            or thanks around them (:mod:`moss_agent.train._wrappers`).
+        mix_clauses: Many of the training split's requests are phrased by splicing the opening
+            clauses of their family with the closing clauses of another training family of the
+            same kind (:mod:`moss_agent.train._clauses`).
+        quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
+            from the question (``已知35个头，94只脚``).
+        pair_solutions: Replies to 鸡兔同笼-style problems name each animal right after its
+            solver line (``x = 23，即鸡有23只；y = 12，即兔有12只``); takes the place of
+            ``restate_solutions``.
+        shared_phrasings: Some of the training split's addition and multiplication requests
+            are phrased as requests for the custom ``sum``/``product`` tools are ("What is 12
+            multiplied by 34?"), so those words are not tied to the custom tools: they call
+            ``Calculate`` when no such tool is declared.
+        quote_api: The Inner Thoughts of a call of a declared custom tool start by quoting its
+            whole switch line (``Word counter: enabled. API: count_words(text)``).
+        novel_names: Half of the training split's declared custom tools are renamed to made-up
+            words (``zorvak_plim``), and half of their parameters too, so tool names are copied
+            from the switch line rather than recalled.
+    """
+
+    switch_thoughts: bool = True
+    restate_solutions: bool = False
+    more_phrasings: bool = True
+    wrap_requests: bool = True
+    mix_clauses: bool = True
+    quote_counts: bool = True
+    pair_solutions: bool = False
+    shared_phrasings: bool = True
+    quote_api: bool = False
+    novel_names: bool = False
+
+
+#: Options that ``dataset_info.json`` names only when they are on, in this order.
+OPTIONAL_KEYS = (
+    "more_phrasings",
+    "wrap_requests",
+    "mix_clauses",
+    "quote_counts",
+    "pair_solutions",
+    "shared_phrasings",
+    "quote_api",
+    "novel_names",
+)
