@@ -125,6 +125,10 @@ def _novel_names(old: list[str], rng: random.Random) -> dict[str, str]:
     return names
 
 
+def _rename(pattern: re.Pattern[str], names: dict[str, str], text: str) -> str:
+    return pattern.sub(lambda match: names[match.group(1)], text)
+
+
 def novel_name_suite(suite_file: Path, out_file: Path, seed: int = 0) -> Path:
     """Write the cases of a suite that declare custom tools, each tool renamed to made-up words.
 
@@ -146,10 +150,7 @@ def novel_name_suite(suite_file: Path, out_file: Path, seed: int = 0) -> Path:
         pattern = re.compile(r"(?<![A-Za-z0-9_])(" + "|".join(map(re.escape, names)) + r")(?![A-Za-z0-9_])")
         case["tools"] = [{**tool, "name": names[tool["name"]]} for tool in case["tools"]]
         case["plugins"] = [names.get(plugin, plugin) for plugin in case["plugins"]]
-        case["messages"] = [
-            {**m, "content": pattern.sub(lambda match, n=names: n[match.group(1)], m["content"])}
-            for m in case["messages"]
-        ]
+        case["messages"] = [{**m, "content": _rename(pattern, names, m["content"])} for m in case["messages"]]
         if case["expect"].get("tool") in names:
             case["expect"]["tool"] = names[case["expect"]["tool"]]
         case["id"] += "-novel"
