@@ -454,6 +454,12 @@ _NovelNames = Annotated[
     bool,
     typer.Option(help="Rename half of the training custom tools to made-up words, so names are copied."),
 ]
+_ApiThoughts = Annotated[
+    bool,
+    typer.Option(
+        help="Custom-call Inner Thoughts name the tool by its API text ('…matches API: f(x), so…')."
+    ),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -480,6 +486,7 @@ def train_data_command(
     shared_phrasings: _SharedPhrasings = _RECIPE.shared_phrasings,
     quote_api: _QuoteApi = _RECIPE.quote_api,
     novel_names: _NovelNames = _RECIPE.novel_names,
+    api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import DataOptions, generate_dataset
@@ -501,6 +508,7 @@ def train_data_command(
             shared_phrasings=shared_phrasings,
             quote_api=quote_api,
             novel_names=novel_names,
+            api_thoughts=api_thoughts,
         ),
     )
     typer.echo(
@@ -549,6 +557,7 @@ def train_recipe_command(
     shared_phrasings: _SharedPhrasings = _RECIPE.shared_phrasings,
     quote_api: _QuoteApi = _RECIPE.quote_api,
     novel_names: _NovelNames = _RECIPE.novel_names,
+    api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
@@ -581,6 +590,7 @@ def train_recipe_command(
             shared_phrasings=shared_phrasings,
             quote_api=quote_api,
             novel_names=novel_names,
+            api_thoughts=api_thoughts,
             cjk_chars=cjk_chars,
         )
     )

@@ -226,6 +226,9 @@ class TurnBuilder:
             made-up name (and made-up parameter names half the time) with probability
             ``NOVEL_RATE``, drawn from this RNG only: the tokenizer splits such names into pieces
             no trained name shares, so they can only be copied, never recalled.
+        api_thoughts: The Inner Thoughts of a call of a declared custom tool name it by its API
+            text after a fixed ``API: `` (``…matches API: count_words(text), so…``), the words
+            before the name in its switch line, so the name is copied from there.
         quote_api: The Inner Thoughts of a call of a declared custom tool start by quoting that
             tool's whole switch line (``Word counter: enabled. API: count_words(text)``), so the
             Commands that follow copy the tool's name and parameters from the thoughts.
@@ -250,11 +253,13 @@ class TurnBuilder:
         pair_solutions: bool = False,
         shared_rng: random.Random | None = None,
         quote_api: bool = False,
+        api_thoughts: bool = False,
         names_rng: random.Random | None = None,
     ) -> None:
         self.world = world
         self.names_rng = names_rng
         self.quote_api = quote_api
+        self.api_thoughts = api_thoughts
         self.shared_rng = shared_rng
         self.pair_solutions = pair_solutions
         self.quote_counts = quote_counts
@@ -654,7 +659,8 @@ class TurnBuilder:
         )
         value = tool.archetype.value(values, rng)
         results = results_for([result_for(invocation, value, ResultLayout.INLINE)])
-        thoughts = _CUSTOM_TEXT[lang]["think"].format(name=tool.name)
+        key = "think_api" if self.api_thoughts else "think"
+        thoughts = _CUSTOM_TEXT[lang][key].format(name=tool.name, api=tool.api)
         if self.quote_api:
             thoughts = _after_quote(lang, tool.declaration.switch_text(True), thoughts)
         slots = {f"p{i}": v for i, v in enumerate(values)}

@@ -102,11 +102,13 @@ PLACES: dict[str, dict[str, list[Any]]] = {
 CUSTOM_TEXT = {
     "zh": {
         "think": "用户的需求可以用{name}工具完成，我需要调用它。",
+        "think_api": "用户的需求可以用API: {api}完成，我需要调用它。",
         "think_none": "当前启用的工具都无法{purpose}，我不能调用工具。",
         "reply_none": "抱歉，目前可用的工具无法{purpose}，我暂时帮不上忙。",
     },
     "en": {
         "think": "The user's request matches the {name} tool, so I should call it.",
+        "think_api": "The user's request matches API: {api}, so I should call it.",
         "think_none": "The user wants to {purpose}, but none of the enabled tools can do that.",
         "reply_none": "Sorry, none of the available tools can {purpose}, so I can't do that right now.",
     },

@@ -409,6 +409,7 @@ def generate_dataset(
             pair_solutions=o.pair_solutions,
             shared_rng=shared_rng,
             quote_api=o.quote_api,
+            api_thoughts=o.api_thoughts,
             names_rng=_train_stream(seed, split, "names", o.novel_names),
         )
         stats: dict[str, Any] = {}

@@ -140,6 +140,11 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         "- Half of the declared custom tools in training are renamed to made-up words (`zorvak_plim`),"
         " and half of their parameters too, so tool names are copied from the switch line, not recalled.",
     ),
+    (
+        "api_thoughts",
+        "- The Inner Thoughts of a call of a declared custom tool name it by its API text after a fixed"
+        " `API: ` (`…matches API: count_words(text), so I should call it.`), as its switch line does.",
+    ),
 )
 
 

@@ -43,6 +43,10 @@ class DataOptions:
         novel_names: Half of the training split's declared custom tools are renamed to made-up
             words (``zorvak_plim``), and half of their parameters too, so tool names are copied
             from the switch line rather than recalled.
+        api_thoughts: The Inner Thoughts of a call of a declared custom tool name it by its API
+            text after a fixed ``API: `` (``The user's request matches API: count_words(text), so
+            I should call it.``): the words before the name in its switch line, so the name is
+            copied from there rather than picked out of the whole meta instruction.
     """
 
     switch_thoughts: bool = True
@@ -55,6 +59,7 @@ class DataOptions:
     shared_phrasings: bool = True
     quote_api: bool = False
     novel_names: bool = False
+    api_thoughts: bool = False
 
 
 #: Options that ``dataset_info.json`` names only when they are on, in this order.
@@ -67,4 +72,5 @@ OPTIONAL_KEYS = (
     "shared_phrasings",
     "quote_api",
     "novel_names",
+    "api_thoughts",
 )

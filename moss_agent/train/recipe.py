@@ -87,6 +87,7 @@ class RecipeConfig:
     shared_phrasings: bool = _DATA.shared_phrasings
     quote_api: bool = _DATA.quote_api
     novel_names: bool = _DATA.novel_names
+    api_thoughts: bool = _DATA.api_thoughts
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 

@@ -561,3 +561,21 @@ def test_generator_cli_and_recipe_share_one_set_of_defaults(tmp_path: Path) -> N
     by_function = generate_dataset(tmp_path / "function", n_train=40, n_test=20, n_valid=5)
     for name in FILES:
         assert (by_cli / name).read_bytes() == (by_function.out_dir / name).read_bytes(), name
+
+
+def test_api_thoughts_name_the_custom_tool_by_its_api_text(dataset: DatasetInfo, tmp_path: Path) -> None:
+    api = generate_dataset(tmp_path / "api", seed=0, options=replace(PLAIN, api_thoughts=True), **SIZES)
+    assert api.stats["api_thoughts"] is True and "api_thoughts" not in dataset.stats
+    calls = 0
+    for _, a, b, expect in paired_turns(dataset, api, "Inner Thoughts"):
+        if expect["intent"] == "custom" and expect["tool"]:
+            calls += 1
+            thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+            invocation = commands(b).invocations[0]
+            # the API text exactly as the switch line has it, after the same "API: "
+            (api_text,) = [t for t in re.findall(r"API: (\w+\([^)]*\))", thoughts)]
+            assert api_text.startswith(invocation.name + "(")
+            assert b["Inner Thoughts"] != a["Inner Thoughts"]
+        else:
+            assert a["Inner Thoughts"] == b["Inner Thoughts"]
+    assert calls >= 10
