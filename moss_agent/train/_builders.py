@@ -35,6 +35,7 @@ from moss_agent.train._vocab import CUSTOM_TEXT as _CUSTOM_TEXT
 from moss_agent.train._vocab import ITEMS as _ITEMS
 from moss_agent.train._vocab import PLACES as _PLACES
 from moss_agent.train._world import CONCEPTS, World, image_request
+from moss_agent.train.options import DataOptions
 
 __all__ = ["CALC_KINDS", "CHAT_KINDS", "SEARCH_KINDS", "Families", "TurnBuilder", "TurnSpec"]
 
@@ -206,37 +207,22 @@ class TurnBuilder:
         families: The families and the held-out set.
         test: Whether this split draws held-out families.
         solve_cache: Shared cache of solver outputs.
-        switch_thoughts: Start the Inner Thoughts of every built-in tool request by quoting that
-            tool's switch line (``Equation solver: enabled；…``), so whether to call becomes a copy
-            from the meta instruction (which the induction circuit does) instead of a guess.
-        restate_solutions: Replies to 鸡兔同笼-style problems first restate the solver's lines
-            (``x = 23，y = 12``) and only then name the animals.
-        pair_solutions: Replies to 鸡兔同笼-style problems name each animal right after the
-            solver line it comes from (``x = 23，即鸡有23只；y = 12，即兔有12只``), so every
-            number is copied from the nearest number before it.
-        quote_counts: The Inner Thoughts of 鸡兔同笼-style problems first quote the two counts
-            from the question in a fixed form (``已知35个头，94只脚``), so the call copies them from
-            a fixed place instead of picking them out of the user's wording.
+        options: What the thoughts and replies look like (:class:`DataOptions`; its fields say
+            why each exists).
         mix_rng: When given (training split, ``mix_clauses``), requests are phrased (with
             probability ``MIX_RATE``, where a splice fits) by a splice of the drawn family with
             another of its group (:func:`moss_agent.train._clauses.splice_template`), drawn
             from this RNG only, so the conversations drawn from the main RNG stay the same.
             Chit-chat is never spliced.
-        names_rng: When given (training split, ``novel_names``), a declared custom tool gets a
-            made-up name (and made-up parameter names half the time) with probability
-            ``NOVEL_RATE``, drawn from this RNG only: the tokenizer splits such names into pieces
-            no trained name shares, so they can only be copied, never recalled.
-        api_thoughts: The Inner Thoughts of a call of a declared custom tool name it by its API
-            text after a fixed ``API: `` (``…matches API: count_words(text), so…``), the words
-            before the name in its switch line, so the name is copied from there.
-        quote_api: The Inner Thoughts of a call of a declared custom tool start by quoting that
-            tool's whole switch line (``Word counter: enabled. API: count_words(text)``), so the
-            Commands that follow copy the tool's name and parameters from the thoughts.
         shared_rng: When given (training split, ``shared_phrasings``), addition and
             multiplication requests are phrased (with probability ``SHARED_RATE``) by a training
             family of the custom ``sum``/``product`` tool, drawn from this RNG only, so the same
             words lead to ``Calculate`` when only the calculator is enabled and to the custom
             tool when one is declared; the conversations drawn from the main RNG stay the same.
+        names_rng: When given (training split, ``novel_names``), a declared custom tool gets a
+            made-up name (and made-up parameter names half the time) with probability
+            ``NOVEL_RATE``, drawn from this RNG only: the tokenizer splits such names into pieces
+            no trained name shares, so they can only be copied, never recalled.
     """
 
     def __init__(
@@ -246,30 +232,21 @@ class TurnBuilder:
         families: Families,
         test: bool,
         solve_cache: dict[str, str],
-        switch_thoughts: bool = True,
-        restate_solutions: bool = False,
+        options: DataOptions | None = None,
+        *,
         mix_rng: random.Random | None = None,
-        quote_counts: bool = False,
-        pair_solutions: bool = False,
         shared_rng: random.Random | None = None,
-        quote_api: bool = False,
-        api_thoughts: bool = False,
         names_rng: random.Random | None = None,
     ) -> None:
         self.world = world
-        self.names_rng = names_rng
-        self.quote_api = quote_api
-        self.api_thoughts = api_thoughts
-        self.shared_rng = shared_rng
-        self.pair_solutions = pair_solutions
-        self.quote_counts = quote_counts
-        self.mix_rng = mix_rng
-        self.switch_thoughts = switch_thoughts
-        self.restate_solutions = restate_solutions
         self.search = search
         self.families = families
         self.test = test
         self.solve_cache = solve_cache
+        self.options = options or DataOptions()
+        self.mix_rng = mix_rng
+        self.shared_rng = shared_rng
+        self.names_rng = names_rng
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -296,7 +273,7 @@ class TurnBuilder:
 
     def tool_thoughts(self, lang: str, tool: str, enabled: bool, thoughts: str) -> str:
         """The Inner Thoughts of a request for a built-in tool, quoting its switch when asked to."""
-        if not self.switch_thoughts:
+        if not self.options.switch_thoughts:
             return thoughts
         state = "enabled" if enabled else "disabled"
         return _after_quote(lang, f"{_SWITCH_LABEL[tool]}: {state}", thoughts)
@@ -513,7 +490,7 @@ class TurnBuilder:
         kind = kind or rng.choice(("linear", "system", "cage", "cage"))
         family, human, eq, s = self.solve_request(rng, lang, kind)
         thought_key = "solve.cage_v" if s.get("sort") == "v" else f"solve.{kind}"
-        if kind == "cage" and self.quote_counts:
+        if kind == "cage" and self.options.quote_counts:
             thought_key += "_counts"
         thoughts = self.tool_thoughts(lang, "Solve", True, self.text(rng, lang, "THOUGHTS", thought_key, **s))
         invocation = ToolInvocation.call("Solve", eq)
@@ -529,9 +506,9 @@ class TurnBuilder:
             else:
                 answers = [values["x"], values["y"]]
                 key = f"solve.{kind}"
-                if kind == "cage" and self.pair_solutions:
+                if kind == "cage" and self.options.pair_solutions:
                     key = "solve.cage_paired"
-                elif kind == "cage" and self.restate_solutions:
+                elif kind == "cage" and self.options.restate_solutions:
                     key = "solve.cage_restated"
                 reply = self.text(rng, lang, "REPLIES", key, x=answers[0], y=answers[1], **s)
         expect = self.expect("solve", family, "Solve", eq, None, answers)
@@ -659,9 +636,9 @@ class TurnBuilder:
         )
         value = tool.archetype.value(values, rng)
         results = results_for([result_for(invocation, value, ResultLayout.INLINE)])
-        key = "think_api" if self.api_thoughts else "think"
+        key = "think_api" if self.options.api_thoughts else "think"
         thoughts = _CUSTOM_TEXT[lang][key].format(name=tool.name, api=tool.api)
-        if self.quote_api:
+        if self.options.quote_api:
             thoughts = _after_quote(lang, tool.declaration.switch_text(True), thoughts)
         slots = {f"p{i}": v for i, v in enumerate(values)}
         reply = (tool.archetype.reply_zh if lang == "zh" else tool.archetype.reply_en).format(

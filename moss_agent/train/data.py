@@ -394,22 +394,15 @@ def generate_dataset(
     solve_cache: dict[str, str] = {}
     splits: dict[str, Any] = {}
     for split, n in (("train", n_train), ("valid", n_valid), ("test", n_test)):
-        mix_rng = _train_stream(seed, split, "mix", o.mix_clauses)
-        shared_rng = _train_stream(seed, split, "shared", o.shared_phrasings)
         builder = TurnBuilder(
             world,
             search,
             families,
             split == "test",
             solve_cache,
-            o.switch_thoughts,
-            o.restate_solutions,
-            mix_rng=mix_rng,
-            quote_counts=o.quote_counts,
-            pair_solutions=o.pair_solutions,
-            shared_rng=shared_rng,
-            quote_api=o.quote_api,
-            api_thoughts=o.api_thoughts,
+            o,
+            mix_rng=_train_stream(seed, split, "mix", o.mix_clauses),
+            shared_rng=_train_stream(seed, split, "shared", o.shared_phrasings),
             names_rng=_train_stream(seed, split, "names", o.novel_names),
         )
         stats: dict[str, Any] = {}
