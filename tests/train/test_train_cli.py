@@ -102,3 +102,22 @@ def test_loss_weights_reach_the_recipe_and_finetune(monkeypatch, tmp_path: Path)
     )
     assert result.exit_code != 0 and not seen[2:]
     assert "SECTION=WEIGHT" in str(result.exception)
+
+
+def test_every_data_option_is_a_flag_of_train_data_and_train_recipe(monkeypatch, tmp_path: Path) -> None:
+    import dataclasses
+
+    import moss_agent.train.data as data
+    import moss_agent.train.recipe as recipe
+    from moss_agent.train.options import DataOptions
+
+    seen: list = []
+    monkeypatch.setattr(data, "generate_dataset", lambda out, **kwargs: seen.append(kwargs["options"]) or {})
+    monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config.data_options()) or tmp_path)
+    for field in dataclasses.fields(DataOptions):
+        flipped = dataclasses.replace(DataOptions(), **{field.name: not getattr(DataOptions(), field.name)})
+        flag = ("--no-" if field.default else "--") + field.name.replace("_", "-")
+        for command in ("data", "recipe"):
+            result = runner.invoke(app, ["train", command, "--out", str(tmp_path), flag])
+            assert result.exit_code == 0, (command, flag, result.output)
+            assert seen[-1] == flipped, (command, flag)
