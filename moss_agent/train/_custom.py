@@ -572,41 +572,8 @@ def invent_tool(archetype: Archetype, rng: random.Random) -> CustomTool:
     return CustomTool(archetype, name, rng.choice(archetype.labels), params)
 
 
-_ONSETS = (
-    "b",
-    "c",
-    "d",
-    "f",
-    "g",
-    "h",
-    "j",
-    "k",
-    "l",
-    "m",
-    "n",
-    "p",
-    "r",
-    "s",
-    "t",
-    "v",
-    "w",
-    "z",
-    "br",
-    "cl",
-    "dr",
-    "fl",
-    "gr",
-    "pl",
-    "qu",
-    "sk",
-    "sl",
-    "st",
-    "tr",
-    "ch",
-    "sh",
-    "th",
-)
-_VOWELS = ("a", "e", "i", "o", "u", "ai", "ea", "ou", "y")
+_ONSETS = tuple("b c d f g h j k l m n p r s t v w z br cl dr fl gr pl qu sk sl st tr ch sh th".split())
+_VOWELS = tuple("a e i o u ai ea ou y".split())
 _CODAS = ("", "", "", "n", "r", "l", "x", "m", "s", "t", "k", "nd", "rk")
 
 
