@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from moss_agent.errors import MossAgentError
+from moss_agent.errors import MossAgentError, UsageError
 from moss_agent.train.recipe import RecipeConfig
 
 app = typer.Typer(
@@ -690,6 +690,30 @@ def eval_report_command(run: Annotated[Path, typer.Argument(help="Run folder.")]
         report_cli(run)
     except MossAgentError as exc:
         raise _fail(str(exc)) from exc
+
+
+@train_app.command("suite")
+def train_suite_command(
+    data: Annotated[
+        Path, typer.Option(help="A generated dataset folder (test.jsonl, corpus.jsonl).", exists=True)
+    ],
+    out: Annotated[Path, typer.Option(help="The eval suite to write (JSONL; its corpus goes beside it).")],
+    made_up_names: Annotated[
+        bool,
+        typer.Option(help="Also write OUT's custom-tool cases with every tool renamed to made-up words."),
+    ] = False,
+) -> None:
+    """Turn a dataset's held-out test split into an eval suite for `moss-agent eval`."""
+    from moss_agent.train.heldout import heldout_suite, novel_name_suite
+
+    for name in ("test.jsonl", "corpus.jsonl"):
+        if not (data / name).is_file():
+            raise UsageError(f"{data} has no {name}: pass the folder `moss-agent train data` wrote")
+    suite = heldout_suite(data / "test.jsonl", data / "corpus.jsonl", out)
+    typer.echo(f"wrote {suite}")
+    if made_up_names:
+        novel = novel_name_suite(suite, out.with_name(out.stem + ".made-up-names.jsonl"))
+        typer.echo(f"wrote {novel}")
 
 
 @train_app.command("install")

@@ -121,3 +121,22 @@ def test_every_data_option_is_a_flag_of_train_data_and_train_recipe(monkeypatch,
             result = runner.invoke(app, ["train", command, "--out", str(tmp_path), flag])
             assert result.exit_code == 0, (command, flag, result.output)
             assert seen[-1] == flipped, (command, flag)
+
+
+def test_train_suite_writes_the_held_out_suite_and_its_made_up_names_twin(tmp_path: Path) -> None:
+    from moss_agent.evals.suite import load_suite
+    from moss_agent.train.data import generate_dataset
+
+    generate_dataset(tmp_path / "data", n_train=20, n_test=40, n_valid=5, seed=4)
+    out = tmp_path / "suites" / "heldout.jsonl"
+    result = runner.invoke(
+        app, ["train", "suite", "--data", str(tmp_path / "data"), "--out", str(out), "--made-up-names"]
+    )
+    assert result.exit_code == 0, result.output
+    suite = load_suite(out)
+    twin = load_suite(tmp_path / "suites" / "heldout.made-up-names.jsonl")
+    assert len(suite.cases) >= 40 and 0 < len(twin.cases) < len(suite.cases)
+    assert (tmp_path / "suites" / "heldout.corpus.jsonl").is_file()
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["train", "suite", "--data", str(tmp_path / "empty"), "--out", str(out)])
+    assert result.exit_code != 0 and "has no test.jsonl" in str(result.exception)
