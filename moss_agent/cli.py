@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from moss_agent.errors import MossAgentError, UsageError
+from moss_agent.train.options import DataOptions
 from moss_agent.train.recipe import RecipeConfig
 
 app = typer.Typer(
@@ -420,6 +422,10 @@ def finetune_command(
 
 _RECIPE = RecipeConfig(out="")  # the recipe's defaults, shown by --help
 # Data options that `train data` and `train recipe` both take.
+_SwitchThoughts = Annotated[
+    bool,
+    typer.Option(help="Inner Thoughts quote the needed tool's switch line ('Calculator: enabled; …')."),
+]
 _RestateSolutions = Annotated[
     bool, typer.Option(help="Cage-problem replies restate the solver's 'x = …，y = …' before the names.")
 ]
@@ -466,6 +472,11 @@ _MixClauses = Annotated[
 ]
 
 
+def _data_options(flags: dict[str, Any]) -> DataOptions:
+    """The generator's options from a command's parameters, which hold one flag per DataOptions field."""
+    return DataOptions(**{f.name: flags[f.name] for f in fields(DataOptions)})
+
+
 @train_app.command("data")
 def train_data_command(
     out: Annotated[Path, typer.Option(help="Output folder for train/valid/test JSONL and the corpus.")],
@@ -473,10 +484,7 @@ def train_data_command(
     n_valid: Annotated[int, typer.Option(help="Validation conversations.")] = _RECIPE.n_valid,
     n_test: Annotated[int, typer.Option(help="Held-out test conversations.")] = _RECIPE.n_test,
     seed: Annotated[int, typer.Option(help="Seed (same seed, same bytes).")] = _RECIPE.seed,
-    switch_thoughts: Annotated[
-        bool,
-        typer.Option(help="Inner Thoughts quote the needed tool's switch line ('Calculator: enabled; …')."),
-    ] = _RECIPE.switch_thoughts,
+    switch_thoughts: _SwitchThoughts = _RECIPE.switch_thoughts,
     restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
@@ -489,28 +497,10 @@ def train_data_command(
     api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
-    from moss_agent.train.data import DataOptions, generate_dataset
+    from moss_agent.train.data import generate_dataset
 
-    info = generate_dataset(
-        out,
-        n_train=n_train,
-        n_test=n_test,
-        n_valid=n_valid,
-        seed=seed,
-        options=DataOptions(
-            switch_thoughts=switch_thoughts,
-            restate_solutions=restate_solutions,
-            more_phrasings=more_phrasings,
-            wrap_requests=wrap_requests,
-            mix_clauses=mix_clauses,
-            quote_counts=quote_counts,
-            pair_solutions=pair_solutions,
-            shared_phrasings=shared_phrasings,
-            quote_api=quote_api,
-            novel_names=novel_names,
-            api_thoughts=api_thoughts,
-        ),
-    )
+    options = _data_options(locals())
+    info = generate_dataset(out, n_train=n_train, n_test=n_test, n_valid=n_valid, seed=seed, options=options)
     typer.echo(
         json.dumps(
             info if isinstance(info, dict) else getattr(info, "__dict__", str(info)),
@@ -544,10 +534,7 @@ def train_recipe_command(
         bool, typer.Option(help="No loss on the user's turns (learn only MOSS's own text).")
     ] = _RECIPE.mask_human,
     loss_weight: _LossWeight = None,
-    switch_thoughts: Annotated[
-        bool,
-        typer.Option(help="Inner Thoughts quote the needed tool's switch line, so calling or not is a copy."),
-    ] = _RECIPE.switch_thoughts,
+    switch_thoughts: _SwitchThoughts = _RECIPE.switch_thoughts,
     restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
@@ -566,6 +553,7 @@ def train_recipe_command(
     from moss_agent.train.recipe import run_recipe
     from moss_agent.train.sft import parse_loss_weights
 
+    options = _data_options(locals())
     final = run_recipe(
         RecipeConfig(
             out=str(out),
@@ -580,17 +568,7 @@ def train_recipe_command(
             n_embd=width,
             mask_human=mask_human,
             loss_weights=parse_loss_weights(loss_weight or []),
-            switch_thoughts=switch_thoughts,
-            restate_solutions=restate_solutions,
-            more_phrasings=more_phrasings,
-            wrap_requests=wrap_requests,
-            mix_clauses=mix_clauses,
-            quote_counts=quote_counts,
-            pair_solutions=pair_solutions,
-            shared_phrasings=shared_phrasings,
-            quote_api=quote_api,
-            novel_names=novel_names,
-            api_thoughts=api_thoughts,
+            **asdict(options),
             cjk_chars=cjk_chars,
         )
     )

@@ -68,9 +68,9 @@ CHAT_KINDS = ("greet", "thanks", "identity", "define", "bye")
 MIX_RATE = 0.7
 """Share of training requests phrased by a clause splice when ``mix_clauses`` is on."""
 SHARED_RATE = 0.3
-#: Share of the training split's declared custom tools renamed to made-up words (``novel_names``).
-NOVEL_RATE = 0.5
 """Share of training additions/multiplications worded as their custom tool's requests are."""
+NOVEL_RATE = 0.5
+"""Share of the training split's declared custom tools renamed to made-up words (``novel_names``)."""
 SHARED_ARCHETYPE = {"add": "sum", "mul": "product"}
 """The custom archetype whose request families a calculation kind borrows under ``shared_phrasings``."""
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from moss_agent.protocol import PluginDeclaration
+from moss_agent.protocol import PluginDeclaration, builtin_plugins
 from moss_agent.train._vocab import BOOKS as _BOOKS
 from moss_agent.train._vocab import CAPITALS as _CAPITALS
 from moss_agent.train._vocab import CITIES_EN as _CITIES_EN
@@ -588,14 +588,16 @@ def novel_identifier(rng: random.Random, avoid: Callable[[str], bool]) -> str:
     """A made-up snake_case identifier (``zorvak_plim``, ``get_brastel``) for which ``avoid`` is false.
 
     Made-up words are split by the tokenizer into pieces no trained name shares, so a model can
-    only write them by copying them from the switch line or the request.
+    only write them by copying them from the switch line or the request. Never a built-in
+    plugin's name.
     """
+    builtin = {p.name for p in builtin_plugins()}
     while True:
         words = [_made_up_word(rng) for _ in range(rng.choice((1, 2, 2)))]
         if rng.random() < 0.3:
             words[0] = rng.choice(("get", "run", "do", "compute", "find", "make", "check"))
         name = "_".join(words)
-        if name.isidentifier() and not avoid(name):
+        if name.isidentifier() and name not in builtin and not avoid(name):
             return name
 
 

@@ -36,7 +36,6 @@ from moss_agent.protocol import (
     Commands,
     Results,
     Turn,
-    builtin_plugins,
     render_meta_instruction,
 )
 from moss_agent.train._builders import CHAT_KINDS, Families, TurnBuilder, TurnSpec, build_families
@@ -45,7 +44,7 @@ from moss_agent.train._world import World, build_world
 from moss_agent.train._wrappers import wrap_request
 from moss_agent.train.options import OPTIONAL_KEYS, DataOptions
 
-__all__ = ["BANNED_STRINGS", "INTENT_WEIGHTS", "DataOptions", "DatasetInfo", "generate_dataset"]
+__all__ = ["BANNED_STRINGS", "INTENT_WEIGHTS", "DataOptions", "DatasetInfo", "generate_dataset", "is_clean"]
 
 #: Share of each conversation intent in every split.
 INTENT_WEIGHTS: dict[str, float] = {
@@ -191,7 +190,6 @@ class _Generator:
         archetypes = rng.sample(ARCHETYPES, n_declared + 1)
         declared_arch, spare = archetypes[:n_declared], archetypes[n_declared]
         tools: list[CustomTool] = []
-        builtin = {p.name for p in builtin_plugins()}
         for arche in declared_arch:
             tool = invent_tool(arche, rng)
             while tool.name in {t.name for t in tools}:
@@ -199,7 +197,7 @@ class _Generator:
             tools.append(
                 self.b.declare(
                     tool,
-                    lambda name: not _is_clean(name) or name in builtin or name in {t.name for t in tools},
+                    lambda name: not is_clean(name) or name in {t.name for t in tools},
                 )
             )
         if intent == "multi_turn":
@@ -269,7 +267,8 @@ def _record(
     }
 
 
-def _is_clean(line: str) -> bool:
+def is_clean(line: str) -> bool:
+    """Whether a text is free of every :data:`BANNED_STRINGS` entry (case-insensitive)."""
     lowered = line.lower()
     return not any(banned in lowered for banned in BANNED_STRINGS)
 
@@ -302,7 +301,7 @@ def _write_split(
                 compress = intent == "multi_turn" and rng.random() < 0.4
                 record = _record(conversation_id, intent, lang, meta, specs, compress)
                 line = json.dumps(record, ensure_ascii=False)
-                if _is_clean(line):
+                if is_clean(line):
                     break
             else:  # pragma: no cover - every intent has families in every split
                 raise RuntimeError(f"could not generate a {intent} conversation")

@@ -72,6 +72,15 @@ def _inline_values(results_text: str) -> dict[str, str]:
     return values
 
 
+def _write_suite(cases: list[dict[str, Any]], out_file: Path, corpus: Path | None) -> Path:
+    """Write the cases as a JSONL suite, its corpus (if any) beside it, where the runner looks."""
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    out_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases), encoding="utf-8")
+    if corpus is not None:
+        shutil.copy2(corpus, out_file.with_name(out_file.stem + ".corpus.jsonl"))
+    return out_file
+
+
 def heldout_suite(test_file: Path, corpus: Path, out_file: Path) -> Path:
     """Write the eval suite of a generated test split; return its path."""
     cases = []
@@ -106,22 +115,17 @@ def heldout_suite(test_file: Path, corpus: Path, out_file: Path) -> Path:
                 {"role": "user", "content": human},
                 {"role": "assistant", "content": parse_section(turn["MOSS"], "MOSS")},
             ]
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases), encoding="utf-8")
-    shutil.copy2(corpus, out_file.with_name(out_file.stem + ".corpus.jsonl"))
-    return out_file
+    return _write_suite(cases, out_file, corpus)
 
 
 def _novel_names(old: list[str], rng: random.Random) -> dict[str, str]:
-    """A distinct made-up name for each old name, clear of built-in names and banned text."""
+    """A distinct made-up name for each old name, clear of banned text."""
     from moss_agent.train._custom import novel_identifier
-    from moss_agent.train.data import BANNED_STRINGS
+    from moss_agent.train.data import is_clean
 
-    taken = {p.name for p in builtin_plugins()}
     names: dict[str, str] = {}
     for name in old:
-        names[name] = novel_identifier(rng, lambda n: n in taken or any(b in n for b in BANNED_STRINGS))
-        taken.add(names[name])
+        names[name] = novel_identifier(rng, lambda n: n in names.values() or not is_clean(n))
     return names
 
 
@@ -155,10 +159,5 @@ def novel_name_suite(suite_file: Path, out_file: Path, seed: int = 0) -> Path:
             case["expect"]["tool"] = names[case["expect"]["tool"]]
         case["id"] += "-novel"
         cases.append(case)
-    out_file = Path(out_file)
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    out_file.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in cases), encoding="utf-8")
     corpus = Path(suite_file).with_name(Path(suite_file).stem + ".corpus.jsonl")
-    if corpus.is_file():
-        shutil.copy2(corpus, out_file.with_name(out_file.stem + ".corpus.jsonl"))
-    return out_file
+    return _write_suite(cases, Path(out_file), corpus if corpus.is_file() else None)

@@ -56,6 +56,15 @@ def paired_turns(plain: DatasetInfo, other: DatasetInfo, field: str):
                 yield split, a, b, expect
 
 
+def custom_call_turns(plain: DatasetInfo, other: DatasetInfo):
+    """``(plain turn, other turn)`` of every custom-tool call; asserts every other turn's thoughts are the same."""
+    for _, a, b, expect in paired_turns(plain, other, "Inner Thoughts"):
+        if expect["intent"] == "custom" and expect["tool"]:
+            yield a, b
+        else:
+            assert a["Inner Thoughts"] == b["Inner Thoughts"]
+
+
 def commands(fields: dict[str, str]):
     return parse_commands(parse_section(fields["Commands"], "Commands"))
 
@@ -506,16 +515,13 @@ def test_quoted_api_changes_only_custom_call_thoughts(dataset: DatasetInfo, tmp_
     quoted = generate_dataset(tmp_path / "api", seed=0, options=replace(PLAIN, quote_api=True), **SIZES)
     assert quoted.stats["quote_api"] is True and "quote_api" not in dataset.stats
     calls = 0
-    for _, a, b, expect in paired_turns(dataset, quoted, "Inner Thoughts"):
-        if expect["intent"] == "custom" and expect["tool"]:
-            calls += 1
-            thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
-            name = commands(b).invocations[0].name
-            # the tool's own switch line, then the thoughts the plain data has
-            assert re.match(rf"[^\n;；]+: enabled\. API: {name}\([^)]*\)[;；]", thoughts), thoughts
-            assert thoughts.lower().endswith(parse_section(a["Inner Thoughts"], "Inner Thoughts").lower())
-        else:
-            assert a["Inner Thoughts"] == b["Inner Thoughts"]
+    for a, b in custom_call_turns(dataset, quoted):
+        calls += 1
+        thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+        name = commands(b).invocations[0].name
+        # the tool's own switch line, then the thoughts the plain data has
+        assert re.match(rf"[^\n;；]+: enabled\. API: {name}\([^)]*\)[;；]", thoughts), thoughts
+        assert thoughts.lower().endswith(parse_section(a["Inner Thoughts"], "Inner Thoughts").lower())
     assert calls >= 10
 
 
@@ -567,15 +573,12 @@ def test_api_thoughts_name_the_custom_tool_by_its_api_text(dataset: DatasetInfo,
     api = generate_dataset(tmp_path / "api", seed=0, options=replace(PLAIN, api_thoughts=True), **SIZES)
     assert api.stats["api_thoughts"] is True and "api_thoughts" not in dataset.stats
     calls = 0
-    for _, a, b, expect in paired_turns(dataset, api, "Inner Thoughts"):
-        if expect["intent"] == "custom" and expect["tool"]:
-            calls += 1
-            thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
-            invocation = commands(b).invocations[0]
-            # the API text exactly as the switch line has it, after the same "API: "
-            (api_text,) = [t for t in re.findall(r"API: (\w+\([^)]*\))", thoughts)]
-            assert api_text.startswith(invocation.name + "(")
-            assert b["Inner Thoughts"] != a["Inner Thoughts"]
-        else:
-            assert a["Inner Thoughts"] == b["Inner Thoughts"]
+    for a, b in custom_call_turns(dataset, api):
+        calls += 1
+        thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+        invocation = commands(b).invocations[0]
+        # the API text exactly as the switch line has it, after the same "API: "
+        (api_text,) = re.findall(r"API: (\w+\([^)]*\))", thoughts)
+        assert api_text.startswith(invocation.name + "(")
+        assert b["Inner Thoughts"] != a["Inner Thoughts"]
     assert calls >= 10
