@@ -515,6 +515,7 @@ def train_recipe_command(
     out: Annotated[Path, typer.Option(help="Working folder; a re-run resumes where it stopped.")],
     seed: Annotated[int, typer.Option(help="Seed of everything.")] = 0,
     steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = _RECIPE.max_steps,
+    batch_size: Annotated[int, typer.Option(help="SFT examples per step.", min=1)] = _RECIPE.batch_size,
     minutes: Annotated[float, typer.Option(help="Safety limit on SFT wall time.")] = _RECIPE.max_minutes,
     n_train: Annotated[int, typer.Option(help="Training conversations.")] = _RECIPE.n_train,
     learning_rate: Annotated[
@@ -559,6 +560,7 @@ def train_recipe_command(
             out=str(out),
             seed=seed,
             max_steps=steps,
+            batch_size=batch_size,
             max_minutes=minutes,
             n_train=n_train,
             learning_rate=learning_rate,

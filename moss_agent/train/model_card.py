@@ -30,6 +30,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
     numeric = (
         ("seed", "--seed"),
         ("max_steps", "--steps"),
+        ("batch_size", "--batch-size"),
         ("n_train", "--n-train"),
         ("learning_rate", "--learning-rate"),
         ("n_layer", "--layers"),

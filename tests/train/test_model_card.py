@@ -73,22 +73,28 @@ def test_the_card_adds_up_the_recipe_stages(tmp_path):
 
 def test_the_card_names_what_differs_from_the_defaults(tmp_path):
     run = recipe_run(
-        tmp_path, bigram_heads=2, mask_human=True, max_steps=900, switch_thoughts=False, learning_rate=0.0025
+        tmp_path,
+        bigram_heads=2,
+        mask_human=True,
+        max_steps=900,
+        batch_size=4,
+        switch_thoughts=False,
+        learning_rate=0.0025,
     )
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "2 two-token induction heads" in card and "none on the user's turns either" in card
     assert "switch line" not in card
     assert (
-        "moss-agent train recipe --out runs/tiny --steps 900 --learning-rate 0.0025 --mask-human"
-        " --no-switch-thoughts --bigram-heads 2" in card
+        "moss-agent train recipe --out runs/tiny --steps 900 --batch-size 4 --learning-rate 0.0025"
+        " --mask-human --no-switch-thoughts --bigram-heads 2" in card
     )
     random_init = json.loads((run / "recipe_config.json").read_text()) | {
         "induction_circuit": False,
         "bigram_heads": 4,
     }
     assert reproduce_command(random_init) == (
-        "moss-agent train recipe --out runs/tiny --steps 900 --learning-rate 0.0025 --no-induction-circuit"
-        " --mask-human --no-switch-thoughts"
+        "moss-agent train recipe --out runs/tiny --steps 900 --batch-size 4 --learning-rate 0.0025"
+        " --no-induction-circuit --mask-human --no-switch-thoughts"
     )
 
 
