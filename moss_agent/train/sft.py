@@ -20,7 +20,7 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -37,12 +37,14 @@ if TYPE_CHECKING:
 __all__ = [
     "EncodedExample",
     "SFTConfig",
+    "SectionLoss",
     "check_loss_weights",
     "encode_conversation",
     "finetune",
     "load_examples",
     "loss_weight_items",
     "parse_loss_weights",
+    "section_losses",
 ]
 
 IGNORE_INDEX = -100
@@ -182,18 +184,28 @@ def _section_weights(
     sections: Sequence[tuple[int, int, str]],
     loss_weights: Mapping[str, float],
 ) -> list[float]:
-    """The weight of the section each token starts in (1 outside every section).
+    """The weight of the section each token starts in (1 outside every section)."""
+    return [
+        1.0 if name is None else float(loss_weights.get(name, 1.0))
+        for name in _token_sections(offsets, sections)
+    ]
+
+
+def _token_sections(
+    offsets: Sequence[tuple[int, int]], sections: Sequence[tuple[int, int, str]]
+) -> list[str | None]:
+    """The name of the section each token starts in (``None`` outside every section).
 
     One pass: token offsets and sections both run left to right.
     """
-    weights = []
+    names: list[str | None] = []
     index = 0
     for start, _end in offsets:
         while index < len(sections) and sections[index][1] <= start:
             index += 1
         inside = index < len(sections) and sections[index][0] <= start
-        weights.append(float(loss_weights.get(sections[index][2], 1.0)) if inside else 1.0)
-    return weights
+        names.append(sections[index][2] if inside else None)
+    return names
 
 
 def _tokens_before(offsets: Sequence[tuple[int, int]], char_end: int) -> int:
@@ -462,6 +474,58 @@ def _eval_loss(model: Any, examples: Sequence[EncodedExample], batch_size: int, 
             count += n
     model.train()
     return total / max(count, 1)
+
+
+@dataclass(frozen=True)
+class SectionLoss:
+    """Teacher-forced loss of one turn section over a set of conversations."""
+
+    mean: float
+    """Mean cross entropy per labelled token (nats)."""
+    tokens: int
+    """Labelled tokens it averages over."""
+
+
+def section_losses(
+    model: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    conversations: Iterable[dict[str, Any]],
+    *,
+    max_length: int = 1024,
+) -> dict[str, SectionLoss]:
+    """Teacher-forced loss of each turn section (``human``, ``thoughts``, ``commands``, ``reply``…).
+
+    The tokens are those training learns (MOSS's mask), each counted in the section it starts
+    in, so the per-token mean over all sections is the training loss of these conversations.
+    A quick measure of what a checkpoint has learnt, e.g. the loss on the calls of a held-out
+    split, without generating.
+    """
+    import torch
+
+    totals: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for data in conversations:
+            example = encode_conversation(data, tokenizer, max_length=max_length)
+            if example is None:
+                continue
+            text, _spans, _ends, sections = _masked_spans(data, False)
+            offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
+            names = _token_sections(offsets[: len(example.input_ids)], sections)
+            ids = torch.tensor([example.input_ids], device=model.device)
+            logits = model(input_ids=ids).logits[0, :-1].float()
+            losses = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none").tolist()
+            for position in range(1, len(example.input_ids)):
+                name = names[position]
+                if example.labels[position] == IGNORE_INDEX or name is None:
+                    continue
+                key = SECTION_FLAG_NAMES[name]
+                totals[key] = totals.get(key, 0.0) + losses[position - 1]
+                counts[key] = counts.get(key, 0) + 1
+    model.train(was_training)
+    return {key: SectionLoss(totals[key] / counts[key], counts[key]) for key in counts}
 
 
 def finetune(config: SFTConfig, *, progress: bool = True) -> Path:

@@ -118,6 +118,32 @@ def test_prefix_sharing_gives_the_same_loss(tokenizer, data_file, tmp_path):
     assert float(plain.detach()) == pytest.approx(float(shared.detach()), rel=1e-5)
 
 
+def test_section_losses_split_the_training_loss_by_turn_section(tokenizer, data_file, tmp_path):
+    from moss_agent.models.loading import load_model
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train.sft import _collate, _loss, section_losses
+
+    folder = build_tiny_moss_checkpoint(tmp_path / "m", tokenizer=tokenizer, n_positions=1024)
+    model = load_model(str(folder), device="cpu").model
+    conversations = [json.loads(line) for line in data_file.read_text().splitlines()][:3]
+    model.train()
+    losses = section_losses(model, tokenizer, conversations)
+    assert model.training  # left as it was
+    # MOSS's mask: the Results' content is not learnt, only its tags
+    assert set(losses) == {"human", "thoughts", "commands", "results", "reply"}
+    assert losses["results"].tokens < losses["commands"].tokens
+    total = sum(part.tokens for part in losses.values())
+    mean = sum(part.mean * part.tokens for part in losses.values()) / total
+    for conversation in conversations:  # the same tokens as training learns, one by one
+        example = encode_conversation(conversation, tokenizer)
+        total -= sum(label != IGNORE_INDEX for label in example.labels[1:])
+    assert total == 0
+    examples = [encode_conversation(c, tokenizer) for c in conversations]
+    batch = _collate(examples, 0, 0)
+    model.eval()
+    assert mean == pytest.approx(float(_loss(model, batch, None).detach()), rel=1e-4)
+
+
 def test_head_only_at_labelled_positions_gives_transformers_loss_and_gradients(
     tokenizer, data_file, tmp_path
 ):
