@@ -157,6 +157,7 @@ def render_model_card(
     parameters: int,
     weights_mb: float,
     novel_summary: dict[str, Any] | None = None,
+    valid_summary: dict[str, Any] | None = None,
 ) -> str:
     """Write the card of the model trained in ``run_dir`` (a recipe working folder)."""
     recipe = json.loads((run_dir / "recipe_config.json").read_text())
@@ -234,6 +235,11 @@ def render_model_card(
     ]
     for title, summary in (
         ("Held-out test split (phrasing families never seen in training)", heldout_summary),
+        (
+            "Validation split (new conversations from the phrasing families of training:"
+            " how well it learnt what it was taught)",
+            valid_summary,
+        ),
         ("evals/suites/plugin-basic.jsonl (hand-written, independent of the generator)", suite_summary),
         (
             "Held-out cases that declare custom tools, every tool renamed to made-up words"

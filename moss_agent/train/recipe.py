@@ -301,7 +301,7 @@ def _calc_solve_answer_accuracy(results: list[Any]) -> float | None:
 def evaluate_and_install(
     run_dir: Path, destination: Path, *, suite: Path | None = None, batch_size: int = 16
 ) -> Path:
-    """Score the trained model on its held-out split (and a suite), write its card, install it.
+    """Score the trained model on its held-out and validation splits (and a suite); card it, install it.
 
     Args:
         run_dir: The recipe's working folder.
@@ -324,6 +324,12 @@ def evaluate_and_install(
     heldout = run_eval(suite_file, run_dir / "eval-heldout", target=target, batch_size=batch_size)
     heldout_summary = dict(heldout.summary)
     heldout_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(heldout.results)
+    valid_file = heldout_suite(
+        data / "valid.jsonl", data / "corpus.jsonl", run_dir / "heldout" / "valid.jsonl"
+    )
+    valid = run_eval(valid_file, run_dir / "eval-valid", target=target, batch_size=batch_size)
+    valid_summary = dict(valid.summary)
+    valid_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(valid.results)
     novel_file = novel_name_suite(suite_file, run_dir / "heldout" / "novel-names.jsonl")
     novel = run_eval(novel_file, run_dir / "eval-novel", target=target, batch_size=batch_size).summary
     # per made-up tool name, its rows would say nothing and fill scores.json
@@ -342,11 +348,17 @@ def evaluate_and_install(
         parameters=parameters,
         weights_mb=parameters * 2 / 1e6,
         novel_summary=novel_summary,
+        valid_summary=valid_summary,
     )
     installed = install_model(final, data, destination, card)
     (destination / "scores.json").write_text(
         json.dumps(
-            {"heldout": heldout_summary, "suite": suite_summary, "novel_names": novel_summary},
+            {
+                "heldout": heldout_summary,
+                "valid": valid_summary,
+                "suite": suite_summary,
+                "novel_names": novel_summary,
+            },
             indent=2,
             default=str,
         )

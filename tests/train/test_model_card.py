@@ -165,8 +165,26 @@ def test_the_card_describes_the_custom_tool_options_and_the_made_up_names_scores
         "quote that tool's whole switch line" in card and "renamed to made-up words (`zorvak_plim`)" in card
     )
     assert card.endswith("--quote-api --novel-names`") or "--quote-api --novel-names` then" in card
+    assert "Validation split" not in card  # not scored, no table
     made_up = card.split("every tool renamed to made-up words")[1]
     assert "| cases | 7 |" in made_up and "| tool choice (incl. no call) | 12.5 % |" in made_up
     plain = recipe_run(tmp_path / "off")
     card = render_model_card(plain, heldout_summary=SUMMARY, suite_summary=None, parameters=1, weights_mb=1.0)
     assert "made-up" not in card and "whole switch line" not in card
+
+
+def test_the_card_shows_the_validation_split_beside_the_held_out_one(tmp_path):
+    valid = {**SUMMARY, "n": 3, "argument_accuracy": 0.75}
+    card = render_model_card(
+        recipe_run(tmp_path),
+        heldout_summary=SUMMARY,
+        suite_summary=None,
+        parameters=1,
+        weights_mb=1.0,
+        valid_summary=valid,
+    )
+    heldout, seen = card.split(
+        "### Validation split (new conversations from the phrasing families of training"
+    )
+    assert "| arguments right when the tool is right | 50.0 % |" in heldout
+    assert "| cases | 3 |" in seen and "| arguments right when the tool is right | 75.0 % |" in seen

@@ -66,3 +66,26 @@ def test_the_default_shape_and_a_wider_one_pass_the_check():
 
     check_recipe(RecipeConfig(out=""))
     check_recipe(RecipeConfig(out="", n_embd=160, n_layer=6))
+
+
+def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tmp_path):
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint, build_tiny_tokenizer
+    from moss_agent.train.data import generate_dataset
+    from moss_agent.train.recipe import RecipeConfig, evaluate_and_install
+
+    run = tmp_path / "run"
+    generate_dataset(run / "data", n_train=30, n_test=4, n_valid=3, seed=0)
+    texts = (run / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    tokenizer = build_tiny_tokenizer(texts, vocab_size=600)
+    build_tiny_moss_checkpoint(run / "sft" / "final", tokenizer=tokenizer, n_positions=1024)
+    (run / "recipe_config.json").write_text(json.dumps(RecipeConfig(out=str(run)).__dict__))
+    log = [{"step": 2, "loss": 5.0, "lr": 1e-3, "elapsed_s": 1.0}, {"step": 2, "eval_loss": 5.5}]
+    (run / "sft" / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    installed = evaluate_and_install(run, tmp_path / "installed", batch_size=8)
+    scores = json.loads((installed / "scores.json").read_text())
+    valid_turns = sum(1 for line in (run / "heldout" / "valid.jsonl").read_text().splitlines() if line)
+    assert scores["valid"]["n"] == valid_turns >= 3
+    assert scores["heldout"]["n"] > 0 and scores["suite"] is None and "novel_names" in scores
+    card = (installed / "README.md").read_text()
+    assert f"| cases | {valid_turns} |" in card.split("### Validation split")[1]
+    assert (installed / "model.safetensors").is_file() and (installed / "corpus.jsonl").is_file()
