@@ -506,25 +506,29 @@ def section_losses(
     counts: dict[str, int] = {}
     was_training = model.training
     model.eval()
-    with torch.no_grad():
-        for data in conversations:
-            example = encode_conversation(data, tokenizer, max_length=max_length)
-            if example is None:
-                continue
-            text, _spans, _ends, sections = _masked_spans(data, False)
-            offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)["offset_mapping"]
-            names = _token_sections(offsets[: len(example.input_ids)], sections)
-            ids = torch.tensor([example.input_ids], device=model.device)
-            logits = model(input_ids=ids).logits[0, :-1].float()
-            losses = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none").tolist()
-            for position in range(1, len(example.input_ids)):
-                name = names[position]
-                if example.labels[position] == IGNORE_INDEX or name is None:
+    try:
+        with torch.no_grad():
+            for data in conversations:
+                example = encode_conversation(data, tokenizer, max_length=max_length)
+                if example is None:
                     continue
-                key = SECTION_FLAG_NAMES[name]
-                totals[key] = totals.get(key, 0.0) + losses[position - 1]
-                counts[key] = counts.get(key, 0) + 1
-    model.train(was_training)
+                text, _spans, _ends, sections = _masked_spans(data, False)
+                offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)[
+                    "offset_mapping"
+                ]
+                names = _token_sections(offsets[: len(example.input_ids)], sections)
+                ids = torch.tensor([example.input_ids], device=model.device)
+                logits = model(input_ids=ids).logits[0, :-1].float()
+                losses = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none").tolist()
+                for position in range(1, len(example.input_ids)):
+                    name = names[position]
+                    if example.labels[position] == IGNORE_INDEX or name is None:
+                        continue
+                    key = SECTION_FLAG_NAMES[name]
+                    totals[key] = totals.get(key, 0.0) + losses[position - 1]
+                    counts[key] = counts.get(key, 0) + 1
+    finally:
+        model.train(was_training)
     return {key: SectionLoss(totals[key] / counts[key], counts[key]) for key in counts}
 
 
