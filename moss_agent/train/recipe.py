@@ -317,19 +317,20 @@ def evaluate_and_install(
 
     final = run_dir / "sft" / "final"
     data = run_dir / "data"
-    suite_file = heldout_suite(
-        data / "test.jsonl", data / "corpus.jsonl", run_dir / "heldout" / "heldout.jsonl"
-    )
     target = build_target(str(final))
-    heldout = run_eval(suite_file, run_dir / "eval-heldout", target=target, batch_size=batch_size)
-    heldout_summary = dict(heldout.summary)
-    heldout_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(heldout.results)
-    valid_file = heldout_suite(
-        data / "valid.jsonl", data / "corpus.jsonl", run_dir / "heldout" / "valid.jsonl"
-    )
-    valid = run_eval(valid_file, run_dir / "eval-valid", target=target, batch_size=batch_size)
-    valid_summary = dict(valid.summary)
-    valid_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(valid.results)
+
+    def split_scores(split: str, suite_name: str, eval_name: str) -> tuple[Path, dict[str, Any]]:
+        """A generated split as a suite, and the model's scores on it (Calculate/Solve answers too)."""
+        suite_file = heldout_suite(
+            data / f"{split}.jsonl", data / "corpus.jsonl", run_dir / "heldout" / suite_name
+        )
+        run = run_eval(suite_file, run_dir / eval_name, target=target, batch_size=batch_size)
+        summary = dict(run.summary)
+        summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(run.results)
+        return suite_file, summary
+
+    suite_file, heldout_summary = split_scores("test", "heldout.jsonl", "eval-heldout")
+    _, valid_summary = split_scores("valid", "valid.jsonl", "eval-valid")
     novel_file = novel_name_suite(suite_file, run_dir / "heldout" / "novel-names.jsonl")
     novel = run_eval(novel_file, run_dir / "eval-novel", target=target, batch_size=batch_size).summary
     # per made-up tool name, its rows would say nothing and fill scores.json

@@ -159,6 +159,23 @@ def encode_conversation(
     ``loss_weights`` (section name to weight, 1 where not named) gives every token the
     weight of the turn section it starts in.
     """
+    tokenized = _tokenize(data, tokenizer, max_length=max_length, mask_human=mask_human)
+    if tokenized is None:
+        return None
+    ids, labels, offsets, sections = tokenized
+    weights = None
+    if loss_weights and any(w != 1.0 for w in loss_weights.values()):
+        weights = _section_weights(offsets, sections, loss_weights)
+    return EncodedExample(ids, labels, weights)
+
+
+def _tokenize(
+    data: dict[str, Any], tokenizer: PreTrainedTokenizerBase, *, max_length: int, mask_human: bool
+) -> tuple[list[int], list[int], list[tuple[int, int]], list[tuple[int, int, str]]] | None:
+    """Token ids, labels and character offsets of the turns that fit, and the turn sections.
+
+    ``None`` if not even a turn fits.
+    """
     text, spans, turn_ends, sections = _masked_spans(data, mask_human)
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids: list[int] = encoding["input_ids"]
@@ -173,10 +190,7 @@ def encode_conversation(
     for token_id, (start, _end) in zip(ids[:keep], offsets[:keep]):
         masked = any(a <= start < b for a, b in spans)
         labels.append(IGNORE_INDEX if masked else token_id)
-    weights = None
-    if loss_weights and any(w != 1.0 for w in loss_weights.values()):
-        weights = _section_weights(offsets[:keep], sections, loss_weights)
-    return EncodedExample(ids[:keep], labels, weights)
+    return ids[:keep], labels, offsets[:keep], sections
 
 
 def _section_weights(
@@ -509,20 +523,17 @@ def section_losses(
     try:
         with torch.no_grad():
             for data in conversations:
-                example = encode_conversation(data, tokenizer, max_length=max_length)
-                if example is None:
+                tokenized = _tokenize(data, tokenizer, max_length=max_length, mask_human=False)
+                if tokenized is None:
                     continue
-                text, _spans, _ends, sections = _masked_spans(data, False)
-                offsets = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)[
-                    "offset_mapping"
-                ]
-                names = _token_sections(offsets[: len(example.input_ids)], sections)
-                ids = torch.tensor([example.input_ids], device=model.device)
+                token_ids, labels, offsets, sections = tokenized
+                names = _token_sections(offsets, sections)
+                ids = torch.tensor([token_ids], device=model.device)
                 logits = model(input_ids=ids).logits[0, :-1].float()
                 losses = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none").tolist()
-                for position in range(1, len(example.input_ids)):
+                for position in range(1, len(token_ids)):
                     name = names[position]
-                    if example.labels[position] == IGNORE_INDEX or name is None:
+                    if labels[position] == IGNORE_INDEX or name is None:
                         continue
                     key = SECTION_FLAG_NAMES[name]
                     totals[key] = totals.get(key, 0.0) + losses[position - 1]
