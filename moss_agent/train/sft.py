@@ -9,8 +9,6 @@ Training goes through accelerate, so ``accelerate launch -m moss_agent.cli finet
 scales to several GPUs. On one process, the token prefix shared by the examples of a batch
 (MOSS's meta instruction) is encoded once per step and its keys/values broadcast over the
 batch: identical loss and gradients, about half the compute for short plugin dialogues.
-Batches are drawn so that examples with the same meta instruction (the same enabled
-plugins) tend to share one, so the whole instruction is shared, not only its common start.
 
 Checkpoints (model, optimizer, scheduler, RNG, step) are written every ``save_steps`` to
 ``OUT/checkpoints/step-N``; a re-run of the same command resumes from the latest one.
@@ -22,7 +20,6 @@ import json
 import math
 import random
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -334,36 +331,22 @@ def common_prefix_length(examples: Sequence[EncodedExample]) -> int:
 
 
 def _batches(examples: Sequence[EncodedExample], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Indices grouped by prompt, then by similar length (less padding), batches shuffled.
+    """Indices grouped by similar length (less padding), batches shuffled.
 
-    Within each window of ``500 * batch_size`` shuffled examples, those whose masked prompt (the
-    meta instruction) at least half a batch of the window share are batched together, so the
-    batch's shared prefix is the whole prompt; the others are batched by length alone.
+    Only within windows of ``50 * batch_size`` shuffled examples, so batches stay mixed: grouping
+    them by meta instruction too (so that whole instructions are shared) or by length over
+    windows ten times larger padded less and ran 12 % faster per step, but learnt less per step
+    (validation loss 0.751 against 0.621 after 600 steps of the recipe).
     """
     order = list(range(len(examples)))
     rng.shuffle(order)
-    chunk = batch_size * 500
+    chunk = batch_size * 50
     batches = []
     for start in range(0, len(order), chunk):
-        window = order[start : start + chunk]
-        prompts = {i: _prompt(examples[i]) for i in window}
-        counts = Counter(prompts.values())
-        common = {prompt for prompt, n in counts.items() if n >= max(2, batch_size // 2)}
-
-        def key(i: int) -> tuple[bool, tuple[int, ...], int]:
-            prompt = prompts[i]
-            return (prompt in common, prompt if prompt in common else (), len(examples[i].input_ids))
-
-        window.sort(key=key)
+        window = sorted(order[start : start + chunk], key=lambda i: len(examples[i].input_ids))
         batches += [window[i : i + batch_size] for i in range(0, len(window), batch_size)]
     rng.shuffle(batches)
     return batches
-
-
-def _prompt(example: EncodedExample) -> tuple[int, ...]:
-    """The tokens before the first labelled one: the masked meta instruction."""
-    first = next((i for i, label in enumerate(example.labels) if label != IGNORE_INDEX), len(example.labels))
-    return tuple(example.input_ids[:first])
 
 
 def _collate(

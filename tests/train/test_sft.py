@@ -356,29 +356,6 @@ def test_finetune_keeps_a_hand_written_induction_circuit_fixed(tokenizer, data_f
     assert not torch.equal(before[qkv][row : row + 32], free[qkv][row : row + 32])
 
 
-def test_batches_share_whole_prompts_and_cover_every_example(tokenizer):
-    import random
-
-    from moss_agent.train.sft import _batches, _prompt
-
-    plain = [conversation(a, a + 1) for a in range(40)]
-    search = [conversation(a, a + 2) for a in range(40)]
-    for data in search:  # a second meta instruction: another plugin enabled
-        data["meta_instruction"] = render_meta_instruction(["Calculate", "Search"])
-    examples = [encode_conversation(d, tokenizer, max_length=2048) for d in plain + search]
-    assert len({_prompt(ex) for ex in examples}) == 2
-    assert common_prefix_length(examples) < min(len(_prompt(ex)) for ex in examples)
-    batches = _batches(examples, 8, random.Random(0))
-    assert sorted(i for batch in batches for i in batch) == list(range(len(examples)))
-    for batch in batches:  # each batch shares its whole meta instruction, not only the common start
-        chosen = [examples[i] for i in batch]
-        assert len({_prompt(ex) for ex in chosen}) == 1
-        assert common_prefix_length(chosen) == len(_prompt(chosen[0]))
-    # examples with prompts of their own (a few in the window) are batched by length alone
-    lone = examples[:6] + examples[40:42]
-    assert sorted(i for batch in _batches(lone, 8, random.Random(0)) for i in batch) == list(range(8))
-
-
 def test_fused_activations_keep_the_loss(tokenizer, data_file, tmp_path):
     from transformers.activations import NewGELUActivation
 
