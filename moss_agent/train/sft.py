@@ -672,7 +672,9 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
         for _ in range(config.grad_accum):
             chosen = [examples[i] for i in next(stream)]
             skip = common_prefix_length(chosen) if share else 0
-            prefix = torch.tensor([chosen[0].input_ids[:skip]], device=accelerator.device) if skip >= 8 else None
+            prefix = (
+                torch.tensor([chosen[0].input_ids[:skip]], device=accelerator.device) if skip >= 8 else None
+            )
             batch = _collate(chosen, skip if prefix is not None else 0, pad_id, weighted=True)
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(model):
