@@ -466,6 +466,10 @@ _ApiThoughts = Annotated[
         help="Custom-call Inner Thoughts name the tool by its API text ('…matches API: f(x), so…')."
     ),
 ]
+_SwitchLanguages = Annotated[
+    bool,
+    typer.Option(help="Ask about a third of later multi-turn training turns in the other language."),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -495,6 +499,7 @@ def train_data_command(
     quote_api: _QuoteApi = _RECIPE.quote_api,
     novel_names: _NovelNames = _RECIPE.novel_names,
     api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
+    switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -546,6 +551,7 @@ def train_recipe_command(
     quote_api: _QuoteApi = _RECIPE.quote_api,
     novel_names: _NovelNames = _RECIPE.novel_names,
     api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
+    switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,

@@ -116,11 +116,17 @@ def _enabled(
     return [p for p in DEFAULT_PLUGINS if p in need_on or p in extra]
 
 
+#: With ``switch_languages``: the chance that a later turn of a multi-turn conversation changes language.
+SWITCH_LANGUAGE_RATE = 0.35
+
+
 class _Generator:
     """Generates whole conversations for one split."""
 
-    def __init__(self, builder: TurnBuilder) -> None:
+    def __init__(self, builder: TurnBuilder, switch_rng: random.Random | None = None) -> None:
         self.b = builder
+        self.switch_rng = switch_rng
+        """With ``switch_languages`` (training split): switches later turns' language."""
 
     def conversation(
         self, rng: random.Random, intent: str
@@ -139,8 +145,11 @@ class _Generator:
         need_off = {tool for k, tool in kinds if k == "disabled" and tool}
         enabled = _enabled(rng, need_on, need_off)
         turns: list[TurnSpec] = []
+        turn_lang = lang
         for kind, arg in kinds:
-            turns.append(self.builtin_turn(rng, lang, kind, arg, turns))
+            if turns and self.switch_rng is not None and self.switch_rng.random() < SWITCH_LANGUAGE_RATE:
+                turn_lang = "en" if turn_lang == "zh" else "zh"
+            turns.append(self.builtin_turn(rng, turn_lang, kind, arg, turns))
         return lang, turns, render_meta_instruction(enabled), enabled, []
 
     def multi_plan(self, rng: random.Random) -> list[tuple[str, str | None]]:
@@ -408,7 +417,7 @@ def generate_dataset(
         wrap_rng = _train_stream(seed, split, "wrap", o.wrap_requests)
         _write_split(
             out_dir / f"{split}.jsonl",
-            _Generator(builder),
+            _Generator(builder, _train_stream(seed, split, "languages", o.switch_languages)),
             n,
             random.Random(f"{seed}:{split}"),
             stats,

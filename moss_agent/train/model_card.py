@@ -146,6 +146,11 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         "- The Inner Thoughts of a call of a declared custom tool name it by its API text after a fixed"
         " `API: ` (`…matches API: count_words(text), so I should call it.`), as its switch line does.",
     ),
+    (
+        "switch_languages",
+        "- About a third of the later turns of multi-turn training conversations are asked in the other"
+        " language (a Chinese question, then an English one).",
+    ),
 )
 
 

@@ -47,6 +47,12 @@ class DataOptions:
             text after a fixed ``API: `` (``The user's request matches API: count_words(text), so
             I should call it.``): the words before the name in its switch line, so the name is
             copied from there rather than picked out of the whole meta instruction.
+        switch_languages: About a third of the later turns of the training split's multi-turn
+            conversations (built-in plugins) are asked in the other language (a Chinese 鸡兔同笼
+            question, then "What is 1234 multiplied by 5678?", as the README's conversation
+            does). Without it 7 of 2714 such conversations change language. It draws from an
+            RNG stream of its own, but the turns after a switched one are drawn in the other
+            language, so the training conversations after the first switch differ.
     """
 
     switch_thoughts: bool = True
@@ -60,6 +66,7 @@ class DataOptions:
     quote_api: bool = False
     novel_names: bool = False
     api_thoughts: bool = False
+    switch_languages: bool = False
 
 
 #: Options that ``dataset_info.json`` names only when they are on, in this order.
@@ -73,4 +80,5 @@ OPTIONAL_KEYS = (
     "quote_api",
     "novel_names",
     "api_thoughts",
+    "switch_languages",
 )

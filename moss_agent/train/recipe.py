@@ -88,6 +88,7 @@ class RecipeConfig:
     quote_api: bool = _DATA.quote_api
     novel_names: bool = _DATA.novel_names
     api_thoughts: bool = _DATA.api_thoughts
+    switch_languages: bool = _DATA.switch_languages
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
 

@@ -582,3 +582,37 @@ def test_api_thoughts_name_the_custom_tool_by_its_api_text(dataset: DatasetInfo,
         assert api_text.startswith(invocation.name + "(")
         assert b["Inner Thoughts"] != a["Inner Thoughts"]
     assert calls >= 10
+
+
+def test_switch_languages_changes_the_language_of_later_training_turns(
+    dataset: DatasetInfo, tmp_path: Path
+) -> None:
+    switched = generate_dataset(
+        tmp_path / "languages", seed=0, options=replace(PLAIN, switch_languages=True), **SIZES
+    )
+    assert switched.stats["switch_languages"] is True and "switch_languages" not in dataset.stats
+
+    def turn_languages(path: Path) -> list[list[str]]:
+        out = []
+        for line in path.read_text(encoding="utf-8").splitlines():
+            data = json.loads(line)
+            humans = [parse_section(turn["Human"], "Human") for turn in data["chat"].values()]
+            out.append(["zh" if re.search(r"[\u4e00-\u9fff]", h) else "en" for h in humans])
+        return out
+
+    def mixed(path: Path) -> int:
+        return sum(len(set(langs)) > 1 for langs in turn_languages(path))
+
+    assert mixed(switched.out_dir / "train.jsonl") >= 8 > mixed(dataset.out_dir / "train.jsonl")
+    for split in ("valid", "test"):  # a training-only option: the other splits stay byte for byte
+        assert (switched.out_dir / f"{split}.jsonl").read_bytes() == (
+            dataset.out_dir / f"{split}.jsonl"
+        ).read_bytes()
+    # a switched turn is whole in its language: the reply follows the question's language
+    for line in (switched.out_dir / "train.jsonl").read_text(encoding="utf-8").splitlines():
+        data = json.loads(line)
+        for turn in data["chat"].values():
+            human = parse_section(turn["Human"], "Human")
+            reply = parse_section(turn["MOSS"], "MOSS")
+            if not re.search(r"[\u4e00-\u9fff]", human) and re.search(r"[A-Za-z]{3,}", human):
+                assert not re.search(r"[\u4e00-\u9fff]{2}", reply), (human, reply)
