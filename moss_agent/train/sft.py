@@ -677,10 +677,9 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
         for _ in range(config.grad_accum):
             chosen = [examples[i] for i in next(stream)]
             skip = common_prefix_length(chosen) if share else 0
-            prefix = (
-                torch.tensor([chosen[0].input_ids[:skip]], device=accelerator.device) if skip >= 8 else None
-            )
-            batch = _collate(chosen, skip if prefix is not None else 0, pad_id, weighted=True)
+            skip = skip if skip >= 8 else 0  # too short to be worth a pass of its own
+            prefix = torch.tensor([chosen[0].input_ids[:skip]], device=accelerator.device) if skip else None
+            batch = _collate(chosen, skip, pad_id, weighted=True)
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(model):
                 loss = _loss(model, batch, prefix)
