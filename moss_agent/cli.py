@@ -555,6 +555,14 @@ def train_recipe_command(
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
+    number_slots: Annotated[
+        int,
+        typer.Option(
+            help="Number slots: the model reads and writes each multi-digit number of the user and the "
+            "tools as one token (<num1>…); 0: digit by digit.",
+            min=0,
+        ),
+    ] = _RECIPE.number_slots,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -578,6 +586,7 @@ def train_recipe_command(
             loss_weights=parse_loss_weights(loss_weight or []),
             **asdict(options),
             cjk_chars=cjk_chars,
+            number_slots=number_slots,
         )
     )
     typer.echo(f"model saved to {final}")

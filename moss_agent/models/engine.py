@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from moss_agent.errors import UsageError
 from moss_agent.models._decoding import _eos_token_ids, _IncrementalDecoder, _Stops, _TokenPicker
+from moss_agent.models.number_slots import NumberSlots, number_slots_of, slot_tokens
 
 if TYPE_CHECKING:
     import torch
@@ -196,6 +197,7 @@ class GenerationEngine:
         self.max_positions: int | None = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None
         )
+        self._slot_ids = _slot_token_ids(tokenizer, number_slots_of(config))
 
     @classmethod
     def from_pretrained(
@@ -279,12 +281,15 @@ class GenerationEngine:
         results: list[Generation | None] = [None] * len(prompts)
         with self._locked():
             encoded = [self._encode(prompt) for prompt in prompts]
-            order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+            order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i][0]))
             size = batch_size or max(len(prompts), 1)
             for begin in range(0, len(order), size):
                 chunk = order[begin : begin + size]
                 for index, generation in zip(
-                    chunk, self._run_batch([encoded[i] for i in chunk], stops, params)
+                    chunk,
+                    self._run_batch(
+                        [encoded[i][0] for i in chunk], [encoded[i][1] for i in chunk], stops, params
+                    ),
                 ):
                     results[index] = generation
         return [generation for generation in results if generation is not None]
@@ -309,7 +314,7 @@ class GenerationEngine:
         stops = _Stops(self.loaded.tokenizer, stop, self._eos_ids)
         with self._locked():
             started = time.perf_counter()
-            prompt_ids = self._encode(prompt)
+            prompt_ids, slots = self._encode(prompt)
             budget = self._budget(len(prompt_ids), params)
             cache, reused = self._take_cache(prompt_ids, reuse)
             self.reused_tokens += reused
@@ -317,7 +322,9 @@ class GenerationEngine:
             consistent = True
             try:
                 consistent = False
-                logits = self._forward([prompt_ids[reused:]], cache, past=reused)
+                logits = self._ban_free_slots(
+                    self._forward([prompt_ids[reused:]], cache, past=reused), [slots]
+                )
                 consistent = True
                 fed.extend(prompt_ids[reused:])
                 prefilled = time.perf_counter()
@@ -334,7 +341,7 @@ class GenerationEngine:
                         stop_hit, finish = stops.token_stops[token], "stop"
                         break
                     before = len(text)
-                    text += decoder.push(token)
+                    text += _restore(slots, decoder.push(token))
                     found = stops.find(text, before)
                     if found is not None:
                         text, stop_hit, finish = text[: found[0]], found[1], "stop"
@@ -346,12 +353,12 @@ class GenerationEngine:
                     if step + 1 == budget:
                         break
                     consistent = False
-                    logits = self._forward([[token]], cache, past=len(fed))
+                    logits = self._ban_free_slots(self._forward([[token]], cache, past=len(fed)), [slots])
                     consistent = True
                     fed.append(token)
                 if finish == "length":
                     before = len(text)
-                    text += decoder.flush()
+                    text += _restore(slots, decoder.flush())
                     found = stops.find(text, before)
                     if found is not None:
                         text, stop_hit, finish = text[: found[0]], found[1], "stop"
@@ -394,7 +401,13 @@ class GenerationEngine:
 
     # --- batch -----------------------------------------------------------------------
 
-    def _run_batch(self, rows: list[list[int]], stops: _Stops, params: SamplingParams) -> list[Generation]:
+    def _run_batch(
+        self,
+        rows: list[list[int]],
+        slot_maps: list[NumberSlots | None],
+        stops: _Stops,
+        params: SamplingParams,
+    ) -> list[Generation]:
         import torch
 
         started = time.perf_counter()
@@ -407,6 +420,7 @@ class GenerationEngine:
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = self._new_cache()
         logits = self._forward(input_ids, cache, attention_mask=mask, position_ids=positions)
+        logits = self._ban_free_slots(logits, slot_maps)
         prefilled = time.perf_counter()
         picker = _TokenPicker(params, self._vocab_limit, logits.device)
         history = [list(row) for row in rows]  # unpadded, for the repetition penalty
@@ -422,12 +436,12 @@ class GenerationEngine:
             still = []
             for slot, (row, token) in enumerate(zip(active, tokens)):
                 history[row].append(token)
-                outcome = self._advance_row(token, decoders[row], texts[row], stops)
+                outcome = self._advance_row(token, decoders[row], texts[row], stops, slot_maps[row])
                 texts[row] = outcome[0]
                 if outcome[1] is not None:
                     done[row] = (outcome[0], outcome[1], "stop", step, time.perf_counter())
                 elif step >= budgets[row]:
-                    text = texts[row] + decoders[row].flush()
+                    text = texts[row] + _restore(slot_maps[row], decoders[row].flush())
                     found = stops.find(text, len(texts[row]))
                     if found is not None:
                         done[row] = (text[: found[0]], found[1], "stop", step, time.perf_counter())
@@ -450,6 +464,7 @@ class GenerationEngine:
                 attention_mask=mask,
                 position_ids=next_positions[:, None],
             )
+            logits = self._ban_free_slots(logits, [slot_maps[row] for row in active])
             next_positions = next_positions + 1
         results = []
         for row, ids in enumerate(rows):
@@ -469,13 +484,13 @@ class GenerationEngine:
 
     @staticmethod
     def _advance_row(
-        token: int, decoder: _IncrementalDecoder, text: str, stops: _Stops
+        token: int, decoder: _IncrementalDecoder, text: str, stops: _Stops, slots: NumberSlots | None
     ) -> tuple[str, str | None]:
         """Add ``token`` to a row's text; return the text and the stop that fired, if any."""
         if token in stops.token_stops:
             return text, stops.token_stops[token]
         before = len(text)
-        text += decoder.push(token)
+        text += _restore(slots, decoder.push(token))
         found = stops.find(text, before)
         if found is not None:
             return text[: found[0]], found[1]
@@ -498,11 +513,32 @@ class GenerationEngine:
             finally:
                 self._owner = None
 
-    def _encode(self, prompt: str) -> list[int]:
-        ids = list(self.loaded.tokenizer(prompt)["input_ids"])
+    def _encode(self, prompt: str) -> tuple[list[int], NumberSlots | None]:
+        """The prompt's token ids and, for a model with number slots, its slot mapping."""
+        slots = NumberSlots(len(self._slot_ids)) if self._slot_ids else None
+        text = prompt if slots is None else slots.encode(prompt)
+        ids = list(self.loaded.tokenizer(text)["input_ids"])
         if not ids:
             raise UsageError("The prompt is empty; give the model some text to continue.")
-        return ids
+        return ids, slots
+
+    def count_tokens(self, text: str) -> int:
+        """How many tokens the model reads for ``text`` (number slots applied)."""
+        slots = NumberSlots(len(self._slot_ids)) if self._slot_ids else None
+        encoded = text if slots is None else slots.encode(text)
+        return len(self.loaded.tokenizer(encoded, add_special_tokens=False)["input_ids"])
+
+    def _ban_free_slots(self, logits: torch.Tensor, slot_maps: Sequence[NumberSlots | None]) -> torch.Tensor:
+        """``logits`` with the slots that no number has yet made impossible, row by row."""
+        if not self._slot_ids:
+            return logits
+        import torch
+
+        with torch.inference_mode():
+            for row, slots in enumerate(slot_maps):
+                if slots is not None and len(slots.numbers) < len(self._slot_ids):
+                    logits[row, slots.unassigned(self._slot_ids)] = -float("inf")
+        return logits
 
     def _budget(self, prompt_tokens: int, params: SamplingParams) -> int:
         if self.max_positions is None:
@@ -562,3 +598,29 @@ class GenerationEngine:
                 **kwargs,
             )
         return output.logits[:, -1, :].float()
+
+
+def _restore(slots: NumberSlots | None, text: str) -> str:
+    """Generated text with number slots written back as numbers."""
+    return text if slots is None or not text else slots.restore(text)
+
+
+def _slot_token_ids(tokenizer: Any, count: int) -> list[int]:
+    """The token id of each of a model's ``count`` number slots.
+
+    Raises:
+        UsageError: The config declares slots that its tokenizer lacks.
+    """
+    if count <= 0:
+        return []
+    ids = []
+    for token in slot_tokens(count):
+        encoded = tokenizer.encode(token, add_special_tokens=False)
+        if len(encoded) != 1:
+            raise UsageError(
+                f"The model's config.json declares {count} number slots but its tokenizer has no "
+                f"single token {token!r}; the checkpoint is inconsistent "
+                "(its tokenizer must be trained with the slots)."
+            )
+        ids.append(int(encoded[0]))
+    return ids

@@ -89,8 +89,8 @@ class MossLLM(MossModelOptions, LLM):
         return int(length) if length else 2048
 
     def get_num_tokens(self, text: str) -> int:
-        """Tokens of ``text`` under the model's own tokenizer."""
-        return len(self.engine.loaded.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Tokens of ``text`` under the model's own tokenizer (number slots applied)."""
+        return self.engine.count_tokens(text)
 
     @property
     def _llm_type(self) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from moss_agent.models.number_slots import NUMBER_SLOTS_KEY, NumberSlots, slot_tokens
 from moss_agent.protocol import END_OF_MESSAGE, END_OF_TEXT, SPECIAL_TOKENS
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def build_tiny_tokenizer(
     *,
     min_frequency: int = 2,
     split_cjk: bool = False,
+    number_slots: int = 0,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE tokenizer carrying MOSS's special tokens.
 
@@ -63,6 +65,8 @@ def build_tiny_tokenizer(
         vocab_size: Size of the vocabulary, special tokens and the 256 bytes included.
         min_frequency: Minimum pair count for a BPE merge.
         split_cjk: No merges across CJK characters (Chinese becomes one token per character).
+        number_slots: Add this many number-slot tokens (``<num1>``…), special tokens of their own
+            (see :mod:`moss_agent.models.number_slots`).
 
     Returns:
         A fast tokenizer; save it with ``save_pretrained``.
@@ -79,12 +83,13 @@ def build_tiny_tokenizer(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=list(SPECIAL_TOKENS),
+        special_tokens=[*SPECIAL_TOKENS, *slot_tokens(number_slots)],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
     others = [token for token in SPECIAL_TOKENS if token not in (END_OF_TEXT, END_OF_MESSAGE)]
+    others += slot_tokens(number_slots)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=END_OF_TEXT,
@@ -171,6 +176,7 @@ def build_tiny_moss_checkpoint(
     memorize_steps: int = 150,
     induction_circuit: bool = False,
     bigram_heads: int = 0,
+    number_slots: int = 0,
 ) -> Path:
     """Write a tiny MOSS-format checkpoint into ``folder``.
 
@@ -194,6 +200,8 @@ def build_tiny_moss_checkpoint(
         induction_circuit: Start from a working copy circuit
             (:func:`moss_agent.train.induction.install_induction_circuit`).
         bigram_heads: Two-token induction heads in that circuit.
+        number_slots: Declare this many number slots in config.json (the tokenizer must
+            carry their tokens: ``build_tiny_tokenizer(..., number_slots=N)``).
 
     Returns:
         The folder.
@@ -216,6 +224,13 @@ def build_tiny_moss_checkpoint(
         rotary_dim=rotary_dim,
         n_positions=n_positions,
     )
+    if number_slots > 0:
+        missing = [
+            t for t in slot_tokens(number_slots) if len(tokenizer.encode(t, add_special_tokens=False)) != 1
+        ]
+        if missing:
+            raise ValueError(f"the tokenizer lacks number-slot tokens {missing[:3]}…")
+        config_dict[NUMBER_SLOTS_KEY] = number_slots
     config = MossConfig(**{k: v for k, v in config_dict.items() if k not in ("model_type", "_name_or_path")})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -226,6 +241,8 @@ def build_tiny_moss_checkpoint(
             heads = install_induction_circuit(model, seed=seed, bigram_heads=bigram_heads)
             config_dict[CIRCUIT_CONFIG_KEY] = heads.to_config()
         if memorize:
+            if number_slots > 0:  # learn the texts as the engine will feed them
+                memorize = [NumberSlots(number_slots).encode(text) for text in memorize]
             _memorize(model, tokenizer, memorize, steps=memorize_steps)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})

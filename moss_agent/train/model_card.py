@@ -50,6 +50,8 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
     if recipe.get("bigram_heads", default.bigram_heads) != default.bigram_heads:
         parts.append(f"--bigram-heads {recipe['bigram_heads']}")
+    if recipe.get("number_slots", default.number_slots) != default.number_slots:
+        parts.append(f"--number-slots {recipe['number_slots']}")
     parts += [f"--loss-weight {item}" for item in loss_weight_items(recipe.get("loss_weights") or {})]
     return " ".join(parts)
 
@@ -197,7 +199,14 @@ def render_model_card(
         f"- Parameters: {parameters / 1e6:.2f} M; weights {weights_mb:.1f} MB (float16 safetensors).",
         f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token"
         + (", one token per Chinese character" if recipe.get("cjk_chars") else "")
-        + ", MOSS's special tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags).",
+        + ", MOSS's special tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags)"
+        + (
+            f", {recipe['number_slots']} number slots (`<num1>`…: each multi-digit number of the user and the"
+            " tools is read and written as one token; `moss_agent.models.number_slots`)"
+            if recipe.get("number_slots")
+            else ""
+        )
+        + ".",
         "",
         "## Data",
         "",

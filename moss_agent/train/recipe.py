@@ -91,6 +91,9 @@ class RecipeConfig:
     switch_languages: bool = _DATA.switch_languages
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
+    number_slots: int = 0
+    """Number slots of the model (``moss_agent.models.number_slots``): multi-digit numbers from the
+    user and the tools are read and written as one token each; 0: digits."""
 
     def data_options(self) -> DataOptions:
         """The generator's options of this recipe."""
@@ -109,13 +112,27 @@ def conversation_texts(path: Path) -> Iterator[str]:
 
 
 def train_tokenizer(
-    train_file: Path, out: Path, vocab_size: int, *, max_texts: int = 20_000, split_cjk: bool = False
+    train_file: Path,
+    out: Path,
+    vocab_size: int,
+    *,
+    max_texts: int = 20_000,
+    split_cjk: bool = False,
+    number_slots: int = 0,
 ) -> Path:
-    """Train the byte-level BPE (digits one per token, MOSS special tokens) on the data."""
+    """Train the byte-level BPE (digits one per token, MOSS special tokens) on the data.
+
+    With ``number_slots``, the texts it learns from are written with slots, as the model reads them.
+    """
+    from moss_agent.models.number_slots import NumberSlots
     from moss_agent.models.tiny import build_tiny_tokenizer
 
     texts = list(conversation_texts(train_file))[:max_texts]
-    tokenizer = build_tiny_tokenizer(texts, vocab_size=vocab_size, split_cjk=split_cjk)
+    if number_slots > 0:
+        texts = [NumberSlots(number_slots).encode(text) for text in texts]
+    tokenizer = build_tiny_tokenizer(
+        texts, vocab_size=vocab_size, split_cjk=split_cjk, number_slots=number_slots
+    )
     tokenizer.save_pretrained(out)
     return out
 
@@ -224,7 +241,11 @@ def run_recipe(config: RecipeConfig) -> Path:
     if _needed(tokenizer_dir / "tokenizer.json", "tokenizer"):
         with log.stage("tokenizer"):
             train_tokenizer(
-                data / "train.jsonl", tokenizer_dir, config.vocab_size, split_cjk=config.cjk_chars
+                data / "train.jsonl",
+                tokenizer_dir,
+                config.vocab_size,
+                split_cjk=config.cjk_chars,
+                number_slots=config.number_slots,
             )
     init = out / "init"
     if _needed(init / "config.json", "init"):
@@ -240,6 +261,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 seed=config.seed,
                 induction_circuit=config.induction_circuit,
                 bigram_heads=config.bigram_heads if config.induction_circuit else 0,
+                number_slots=config.number_slots,
             )
     final = out / "sft" / "final"
     if _needed(final / "config.json", "sft"):

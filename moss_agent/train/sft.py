@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from moss_agent.conversations import TURN_FIELDS, iter_conversation_files, load_conversations
 from moss_agent.errors import UsageError
+from moss_agent.models.number_slots import NumberSlots, number_slots_of
 from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY
 from moss_agent.protocol import END_OF_RESULTS, RESULTS_TAG
 
@@ -117,14 +118,20 @@ class EncodedExample:
 
 
 def _masked_spans(
-    data: dict[str, Any], mask_human: bool
+    data: dict[str, Any], mask_human: bool, number_slots: int = 0
 ) -> tuple[str, list[tuple[int, int]], list[int], list[tuple[int, int, str]]]:
     """The conversation text, its masked spans, turn ends and named section spans.
 
     Masked spans and section spans are character ranges; section spans carry the section's
-    name (one of ``TURN_FIELDS``).
+    name (one of ``TURN_FIELDS``). With ``number_slots``, numbers are written as the
+    generation engine writes them for such a model (:mod:`moss_agent.models.number_slots`).
     """
-    text = str(data["meta_instruction"])
+    slots = NumberSlots(number_slots) if number_slots > 0 else None
+
+    def encoded(value: str) -> str:
+        return value if slots is None else slots.encode(value)
+
+    text = encoded(str(data["meta_instruction"]))
     spans = [(0, len(text))]
     turn_ends = []
     sections: list[tuple[int, int, str]] = []
@@ -132,7 +139,7 @@ def _masked_spans(
     for key in keys:
         turn = data["chat"][key]
         for name in TURN_FIELDS:
-            value = str(turn[name])
+            value = encoded(str(turn[name]))
             if name == "Tool Responses":
                 head = value.find(RESULTS_TAG) + len(RESULTS_TAG) + 1  # keep "<|Results|>:" learnt
                 tail = value.rfind(END_OF_RESULTS)
@@ -153,13 +160,17 @@ def encode_conversation(
     max_length: int = 1024,
     mask_human: bool = False,
     loss_weights: Mapping[str, float] | None = None,
+    number_slots: int = 0,
 ) -> EncodedExample | None:
     """Tokenize one conversation with MOSS's loss mask; ``None`` if not even a turn fits.
 
     ``loss_weights`` (section name to weight, 1 where not named) gives every token the
-    weight of the turn section it starts in.
+    weight of the turn section it starts in. ``number_slots``: the model's
+    (:func:`moss_agent.models.number_slots.number_slots_of`); its numbers are written as slots.
     """
-    tokenized = _tokenize(data, tokenizer, max_length=max_length, mask_human=mask_human)
+    tokenized = _tokenize(
+        data, tokenizer, max_length=max_length, mask_human=mask_human, number_slots=number_slots
+    )
     if tokenized is None:
         return None
     ids, labels, offsets, sections = tokenized
@@ -170,13 +181,18 @@ def encode_conversation(
 
 
 def _tokenize(
-    data: dict[str, Any], tokenizer: PreTrainedTokenizerBase, *, max_length: int, mask_human: bool
+    data: dict[str, Any],
+    tokenizer: PreTrainedTokenizerBase,
+    *,
+    max_length: int,
+    mask_human: bool,
+    number_slots: int = 0,
 ) -> tuple[list[int], list[int], list[tuple[int, int]], list[tuple[int, int, str]]] | None:
     """Token ids, labels and character offsets of the turns that fit, and the turn sections.
 
     ``None`` if not even a turn fits.
     """
-    text, spans, turn_ends, sections = _masked_spans(data, mask_human)
+    text, spans, turn_ends, sections = _masked_spans(data, mask_human, number_slots)
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids: list[int] = encoding["input_ids"]
     offsets: list[tuple[int, int]] = encoding["offset_mapping"]
@@ -293,8 +309,9 @@ def load_examples(
     max_length: int,
     mask_human: bool,
     loss_weights: Mapping[str, float] | None = None,
+    number_slots: int = 0,
 ) -> list[EncodedExample]:
-    """Encode every conversation under ``paths``.
+    """Encode every conversation under ``paths`` (see :func:`encode_conversation`).
 
     Raises:
         UsageError: No conversations were found, or a file is not valid JSON.
@@ -305,7 +322,12 @@ def load_examples(
             if isinstance(data, Exception):
                 raise UsageError(f"{source}: {data}")
             example = encode_conversation(
-                data, tokenizer, max_length=max_length, mask_human=mask_human, loss_weights=loss_weights
+                data,
+                tokenizer,
+                max_length=max_length,
+                mask_human=mask_human,
+                loss_weights=loss_weights,
+                number_slots=number_slots,
             )
             if example is not None and any(label != IGNORE_INDEX for label in example.labels):
                 examples.append(example)
@@ -552,7 +574,13 @@ def section_losses(
     try:
         with torch.no_grad():
             for data in conversations:
-                tokenized = _tokenize(data, tokenizer, max_length=max_length, mask_human=False)
+                tokenized = _tokenize(
+                    data,
+                    tokenizer,
+                    max_length=max_length,
+                    mask_human=False,
+                    number_slots=number_slots_of(model.config),
+                )
                 if tokenized is None:
                     continue
                 token_ids, labels, offsets, sections = tokenized
@@ -611,15 +639,23 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     else:
         enforce_circuit = None
     check_loss_weights(config.loss_weights)
+    slots = number_slots_of(model.config)
     examples = load_examples(
         config.data,
         tokenizer,
         max_length=config.max_length,
         mask_human=config.mask_human,
         loss_weights=config.loss_weights,
+        number_slots=slots,
     )
     eval_examples = (
-        load_examples(config.eval_data, tokenizer, max_length=config.max_length, mask_human=config.mask_human)
+        load_examples(
+            config.eval_data,
+            tokenizer,
+            max_length=config.max_length,
+            mask_human=config.mask_human,
+            number_slots=slots,
+        )
         if config.eval_data
         else []
     )

@@ -1,0 +1,107 @@
+"""Number slots: a small model copies a number as one token instead of digit by digit.
+
+Most argument errors of the embedded model were copies: ``144*144/2`` for a triangle of
+base 144 and height 177, ``Calculate("39*0.5")`` for "427 yuan each, 29 of them". A model
+whose config.json says ``"number_slots": N`` never reads the digits of a multi-digit number
+that the user or a tool wrote. Reading a conversation left to right, the k-th distinct
+such number (two or more characters, e.g. ``23``, ``3298.15``) that appears in a Human or a
+Results section is written as the single token ``<numk>``; later occurrences of the same
+number, in any section, are written with the same token. The model writes ``<numk>`` where
+it means that number, and :meth:`NumberSlots.restore` writes it back. Single digits (the
+``2`` and ``4`` of ``2x+4y``, the ``5`` of 5折) and numbers the model makes up stay digits.
+
+The encoding is a pure function of the text, decided left to right, so appending text
+never changes how the earlier text encodes (the engine's KV-cache reuse depends on it),
+and ``restore(encode(text)) == text`` for any text that holds no slot token.
+
+Pure text, no torch: the generation engine and the fine-tuning script share it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from moss_agent.protocol import COMMANDS_TAG, HUMAN_TAG, INNER_THOUGHTS_TAG, MOSS_TAG, RESULTS_TAG
+
+__all__ = ["NUMBER_SLOTS_KEY", "NumberSlots", "number_slots_of", "slot_token", "slot_tokens"]
+
+#: The key of a checkpoint's config.json that turns number slots on (its value: how many).
+NUMBER_SLOTS_KEY = "number_slots"
+
+#: Sections whose new numbers get a slot: what the user and the tools wrote.
+_ASSIGNING_TAGS = frozenset({HUMAN_TAG, RESULTS_TAG})
+_TAGS = (HUMAN_TAG, INNER_THOUGHTS_TAG, COMMANDS_TAG, RESULTS_TAG, MOSS_TAG)
+_PIECES = re.compile(
+    "(" + "|".join(re.escape(tag) for tag in _TAGS) + r")|<num(\d+)>|(\d+(?:\.\d+)?)",
+)
+_SLOT = re.compile(r"<num(\d+)>")
+
+
+def slot_token(index: int) -> str:
+    """The token of the ``index``-th number (from 1)."""
+    return f"<num{index}>"
+
+
+def slot_tokens(count: int) -> list[str]:
+    """The tokens of ``count`` slots, in order."""
+    return [slot_token(index) for index in range(1, count + 1)]
+
+
+def number_slots_of(config: object) -> int:
+    """How many number slots a model config declares (0: none)."""
+    value = getattr(config, NUMBER_SLOTS_KEY, None)
+    if value is None and isinstance(config, dict):
+        value = config.get(NUMBER_SLOTS_KEY)
+    return int(value or 0)
+
+
+class NumberSlots:
+    """The number ↔ slot mapping of one conversation, built as its text is encoded.
+
+    Feed the text in order (one call or many): :meth:`encode` remembers which section it
+    is in and which numbers have slots. :meth:`restore` turns generated text back.
+
+    Args:
+        limit: Most slots; numbers past the limit stay digits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        self.limit = limit
+        self.numbers: list[str] = []
+        """The number of each slot, slot 1 first."""
+        self._slots: dict[str, int] = {}
+        self._assigning = False
+
+    def encode(self, text: str) -> str:
+        """``text`` with every number that has (or, in a Human or Results section, gets) a slot replaced."""
+        return _PIECES.sub(self._replace, text)
+
+    def _replace(self, match: re.Match[str]) -> str:
+        tag, _slot, number = match.groups()
+        if tag is not None:
+            self._assigning = tag in _ASSIGNING_TAGS
+            return tag
+        if number is None or len(number) < 2:
+            return match.group(0)
+        index = self._slots.get(number)
+        if index is None and self._assigning and len(self.numbers) < self.limit:
+            self.numbers.append(number)
+            index = self._slots[number] = len(self.numbers)
+        return number if index is None else slot_token(index)
+
+    def restore(self, text: str) -> str:
+        """Generated text with each assigned slot token written back as its number."""
+        if "<num" not in text:
+            return text
+        return _SLOT.sub(self._number, text)
+
+    def _number(self, match: re.Match[str]) -> str:
+        index = int(match.group(1))
+        return self.numbers[index - 1] if 1 <= index <= len(self.numbers) else match.group(0)
+
+    def unassigned(self, slot_ids: Sequence[int]) -> list[int]:
+        """The token ids (``slot_ids[k]`` is slot k+1's) of the slots no number has yet."""
+        return list(slot_ids[len(self.numbers) :])
