@@ -123,6 +123,12 @@ def test_the_card_names_the_loss_weights_and_the_command_gives_them_back(tmp_pat
     assert "loss weighted" not in plain
 
 
+def test_the_card_names_the_number_slots(tmp_path):
+    run = recipe_run(tmp_path, number_slots=32)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "--number-slots 32" in card and "32 number slots (`<num1>`…" in card
+
+
 def test_the_reproduce_command_names_every_switch_of_the_recipe():
     import dataclasses
 

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
 
+from moss_agent.models.engine import GenerationEngine  # noqa: E402
 from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY  # noqa: E402
 from moss_agent.train.recipe import RecipeConfig, run_recipe  # noqa: E402
 
@@ -26,11 +27,14 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
         max_steps=2,
         bigram_heads=2,
         max_length=1024,
+        number_slots=8,
     )
     final = run_recipe(config)
     assert (final / "model.safetensors").is_file()
     saved = json.loads((final / "config.json").read_text())
     assert saved["model_type"] == "moss" and saved[CIRCUIT_CONFIG_KEY]["bigram"] == [[1, 2], [1, 3]]
+    assert saved["number_slots"] == 8  # the tokenizer carries them, or the engine refuses to load it
+    GenerationEngine.from_pretrained(str(final), device="cpu")
     log = json.loads((tmp_path / "run" / "recipe_log.json").read_text())
     assert list(log["stages"]) == ["data", "tokenizer", "init", "sft"]
     assert all(stage["runs"] == 1 and stage["minutes"] >= 0 for stage in log["stages"].values())

@@ -61,6 +61,24 @@ def data_file(tmp_path_factory) -> Path:
     return path
 
 
+def test_numbers_are_learnt_as_slots_for_a_model_with_number_slots():
+    from moss_agent.models.number_slots import NumberSlots
+    from moss_agent.models.tiny import build_tiny_tokenizer
+
+    texts = [NumberSlots(8).encode(json.dumps(conversation(a, a + 3))) for a in range(40)]
+    slot_tokenizer = build_tiny_tokenizer(texts, vocab_size=700, number_slots=8)
+    example = encode_conversation(conversation(1234, 5678), slot_tokenizer, max_length=4096, number_slots=8)
+    assert example is not None
+    learnt = slot_tokenizer.decode(
+        [t for t, label in zip(example.input_ids, example.labels) if label != -100]
+    )
+    # the call and the reply copy slots, not digits; the product comes from the (masked) Results
+    assert 'Calculate("<num1>*<num2>")' in learnt and "<num1> times <num2> is <num3>." in learnt
+    assert "1234" not in slot_tokenizer.decode(example.input_ids)
+    plain = encode_conversation(conversation(1234, 5678), slot_tokenizer, max_length=4096)
+    assert plain is not None and "1234" in slot_tokenizer.decode(plain.input_ids)
+
+
 def test_loss_mask_follows_moss_finetune_script(tokenizer):
     data = conversation(12, 34)
     example = encode_conversation(data, tokenizer, max_length=4096)
