@@ -174,11 +174,12 @@ def _build_agent(
     unknown = [p for p in enabled if p.lower() not in canonical]
     if unknown:
         raise _fail(f"unknown plugin(s) {unknown}; choose from {', '.join(DEFAULT_PLUGINS)}")
-    path = resolve_model(model)
-    if greedy is None:  # the embedded model is a protocol demo: deterministic by default
-        from moss_agent.models.embedded import embedded_model_path
+    from moss_agent.models.embedded import embedded_model_path
 
-        greedy = path == str(embedded_model_path())
+    path = resolve_model(model)
+    is_embedded = path == str(embedded_model_path())
+    if greedy is None:  # the embedded model is a protocol demo: deterministic by default
+        greedy = is_embedded
     llm = MossLLM(
         model=path,
         dtype=dtype,
@@ -207,6 +208,9 @@ def _build_agent(
         tools=registry,
         plugins=[canonical[p.lower()] for p in enabled],
         max_context_tokens=llm.context_length(),
+        # Most multi-turn conversations the embedded model was trained on keep their earlier Results;
+        # MOSS's own backend sent them as None, so real MOSS checkpoints get compressed histories.
+        compress_history=not is_embedded,
     )
 
 

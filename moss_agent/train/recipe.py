@@ -40,7 +40,7 @@ class RecipeConfig:
     """Working folder."""
     seed: int = 0
     """Seed of the data, the initialisation and the data order."""
-    n_train: int = 24_000
+    n_train: int = 34_000
     """Training conversations generated."""
     n_valid: int = 300
     """Validation conversations (loss at each checkpoint)."""
@@ -50,7 +50,7 @@ class RecipeConfig:
     """Tokenizer vocabulary, special tokens and 256 bytes included."""
     n_layer: int = 4
     """Decoder blocks."""
-    n_embd: int = 256
+    n_embd: int = 192
     """Hidden size."""
     n_head: int = 8
     """Attention heads."""
@@ -66,8 +66,8 @@ class RecipeConfig:
     """Examples per step."""
     learning_rate: float = 1.5e-3
     """Peak learning rate."""
-    max_steps: int = 2_400
-    """Optimizer steps of SFT (fixed, so the recipe is reproducible); ~54 min on 2 CPU cores."""
+    max_steps: int = 3_400
+    """Optimizer steps of SFT (fixed, so the recipe is reproducible); ~44 min on 2 CPU cores."""
     max_minutes: float = 75.0
     """Safety limit on SFT wall time (saves and stops if a slow machine reaches it)."""
     max_length: int = 768
@@ -91,7 +91,7 @@ class RecipeConfig:
     switch_languages: bool = _DATA.switch_languages
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
-    number_slots: int = 0
+    number_slots: int = 32
     """Number slots of the model (``moss_agent.models.number_slots``): multi-digit numbers from the
     user and the tools are read and written as one token each; 0: digits."""
 

@@ -82,7 +82,33 @@ def test_readme_main_command_calls_the_tools():
     result = runner.invoke(app, ["ask", CHICKENS, PRODUCT])
     assert result.exit_code == 0, result.output
     assert "Solve(" in result.stderr and "Calculate(" in result.stderr
-    assert "鸡有23只" in result.stdout and "兔有12只" in result.stdout and "7006652" in result.stdout
+    assert (
+        "鸡有23只，兔有12只。" in result.stdout and "1234 × 5678 = 7006652." in result.stdout
+    )  # as the README says
+
+
+def test_the_embedded_model_keeps_earlier_results_in_its_prompt(tmp_path):
+    """It was trained mostly on such histories; real MOSS checkpoints get MOSS's compressed ones."""
+    from moss_agent.cli import _build_agent
+
+    options = dict(
+        dtype="auto",
+        device="cpu",
+        device_map=None,
+        load_in_8bit=False,
+        load_in_4bit=False,
+        trust_remote_code=False,
+        max_new_tokens=64,
+        temperature=0.7,
+        top_p=0.8,
+        repetition_penalty=1.02,
+        greedy=None,
+        seed=None,
+        plugins="Calculate",
+        corpus=None,
+    )
+    agent = _build_agent(None, **options)
+    assert agent.compress_history is False and agent.llm.do_sample is False
 
 
 def test_small_eval_end_to_end(tmp_path):

@@ -66,3 +66,26 @@ def test_ask_without_any_model_is_a_clear_error(monkeypatch):
     result = runner.invoke(app, ["ask", "hi"])
     assert result.exit_code != 0
     assert "--model" in str(result.exception) or "--model" in result.output
+
+
+def test_other_checkpoints_get_moss_compressed_histories_and_sampling(agent_checkpoint):
+    from moss_agent.cli import _build_agent
+
+    agent = _build_agent(
+        str(agent_checkpoint),
+        dtype="auto",
+        device="cpu",
+        device_map=None,
+        load_in_8bit=False,
+        load_in_4bit=False,
+        trust_remote_code=False,
+        max_new_tokens=64,
+        temperature=0.7,
+        top_p=0.8,
+        repetition_penalty=1.02,
+        greedy=None,
+        seed=None,
+        plugins="Calculate",
+        corpus=None,
+    )
+    assert agent.compress_history is True and agent.llm.do_sample is True

@@ -124,9 +124,14 @@ def test_the_card_names_the_loss_weights_and_the_command_gives_them_back(tmp_pat
 
 
 def test_the_card_names_the_number_slots(tmp_path):
-    run = recipe_run(tmp_path, number_slots=32)
+    (tmp_path / "default").mkdir()
+    (tmp_path / "digits").mkdir()
+    run = recipe_run(tmp_path / "default")
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
-    assert "--number-slots 32" in card and "32 number slots (`<num1>`…" in card
+    assert "32 number slots (`<num1>`…" in card and "--number-slots" not in card  # the default
+    run = recipe_run(tmp_path / "digits", number_slots=0)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "--number-slots 0" in card and "number slots (" not in card
 
 
 def test_the_reproduce_command_names_every_switch_of_the_recipe():

@@ -44,7 +44,8 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert all(getattr(defaults, name) for name in shipped)  # the embedded model's recipe
     assert not (defaults.pair_solutions or defaults.restate_solutions or defaults.mask_human)
     assert not (defaults.quote_api or defaults.novel_names)  # measured, not better (README)
-    assert (defaults.n_layer, defaults.n_embd, defaults.max_steps) == (4, 256, 2400)
+    assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (4, 192, 3400, 34000)
+    assert defaults.number_slots == 32
     off = [f"--no-{name.replace('_', '-')}" for name in shipped]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *off])
     assert result.exit_code == 0, result.output
