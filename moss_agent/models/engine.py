@@ -513,10 +513,16 @@ class GenerationEngine:
             finally:
                 self._owner = None
 
+    def _with_slots(self, text: str) -> tuple[str, NumberSlots | None]:
+        """``text`` as the model reads it and, for a model with number slots, the slot mapping."""
+        if not self._slot_ids:
+            return text, None
+        slots = NumberSlots(len(self._slot_ids))
+        return slots.encode(text), slots
+
     def _encode(self, prompt: str) -> tuple[list[int], NumberSlots | None]:
         """The prompt's token ids and, for a model with number slots, its slot mapping."""
-        slots = NumberSlots(len(self._slot_ids)) if self._slot_ids else None
-        text = prompt if slots is None else slots.encode(prompt)
+        text, slots = self._with_slots(prompt)
         ids = list(self.loaded.tokenizer(text)["input_ids"])
         if not ids:
             raise UsageError("The prompt is empty; give the model some text to continue.")
@@ -524,8 +530,7 @@ class GenerationEngine:
 
     def count_tokens(self, text: str) -> int:
         """How many tokens the model reads for ``text`` (number slots applied)."""
-        slots = NumberSlots(len(self._slot_ids)) if self._slot_ids else None
-        encoded = text if slots is None else slots.encode(text)
+        encoded, _ = self._with_slots(text)
         return len(self.loaded.tokenizer(encoded, add_special_tokens=False)["input_ids"])
 
     def _ban_free_slots(self, logits: torch.Tensor, slot_maps: Sequence[NumberSlots | None]) -> torch.Tensor:
