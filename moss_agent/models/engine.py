@@ -5,7 +5,9 @@ needs per-token control: it stops the moment a MOSS end token is sampled, checks
 strings on the decoded tail, holds back text that may be the start of a stop while
 streaming, and keeps the keys/values of the last sequence so that the next prompt
 (the second call of a plugin turn, the next turn of a conversation) only encodes what
-is new.
+is new. For a model with number slots (:mod:`moss_agent.models.number_slots`) it encodes
+the prompt with slots, writes generated slots back as numbers, and never lets the model
+write a slot that no number has.
 """
 
 from __future__ import annotations
