@@ -63,25 +63,7 @@ def score(
     from moss_agent.cli import _build_agent
 
     pairs = number_sets(sets)
-    agents = [
-        _build_agent(
-            model,
-            dtype="auto",
-            device="auto",
-            device_map=None,
-            load_in_8bit=False,
-            load_in_4bit=False,
-            trust_remote_code=False,
-            max_new_tokens=512,
-            temperature=0.7,
-            top_p=0.8,
-            repetition_penalty=1.02,
-            greedy=True,
-            seed=None,
-            plugins="Search,Calculate,Solve,Text2Image",
-            corpus=None,
-        )
-    ]
+    agents = [_build_agent(model, greedy=True)]
     from moss_agent.agent import MossAgent
 
     base = agents[0]

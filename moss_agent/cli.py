@@ -137,6 +137,8 @@ ModelOption = Annotated[
 DtypeOption = Annotated[str, typer.Option(help="auto, float16, bfloat16 or float32.")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DeviceMapOption = Annotated[str | None, typer.Option(help="'auto' spreads the model over several GPUs.")]
+#: The ``--plugins`` default of ask and chat: every built-in plugin.
+_ALL_PLUGINS = "Search,Calculate,Solve,Text2Image"
 PluginsOption = Annotated[
     str,
     typer.Option(help="Comma-separated enabled plugins (Search, Calculate, Solve, Text2Image) or 'none'."),
@@ -146,21 +148,22 @@ PluginsOption = Annotated[
 def _build_agent(
     model: str | None,
     *,
-    dtype: str,
-    device: str,
-    device_map: str | None,
-    load_in_8bit: bool,
-    load_in_4bit: bool,
-    trust_remote_code: bool,
-    max_new_tokens: int,
-    temperature: float,
-    top_p: float,
-    repetition_penalty: float,
-    greedy: bool | None,
-    seed: int | None,
-    plugins: str,
-    corpus: Path | None,
+    dtype: str = "auto",
+    device: str = "auto",
+    device_map: str | None = None,
+    load_in_8bit: bool = False,
+    load_in_4bit: bool = False,
+    trust_remote_code: bool = False,
+    max_new_tokens: int = 512,
+    temperature: float = 0.7,
+    top_p: float = 0.8,
+    repetition_penalty: float = 1.02,
+    greedy: bool | None = None,
+    seed: int | None = None,
+    plugins: str = _ALL_PLUGINS,
+    corpus: Path | None = None,
 ) -> object:
+    """The agent `ask` and `chat` run (the defaults are theirs)."""
     from moss_agent.agent import MossAgent
     from moss_agent.models.embedded import resolve_model
     from moss_agent.models.llm import MossLLM
@@ -282,7 +285,7 @@ def converse_command(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Sampling seed.")] = None,
-    plugins: PluginsOption = "Search,Calculate,Solve,Text2Image",
+    plugins: PluginsOption = _ALL_PLUGINS,
     corpus: Annotated[Path | None, typer.Option(help="Search this local JSONL corpus.", exists=True)] = None,
     show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
 ) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from moss_agent.errors import UsageError
 from moss_agent.models._decoding import _eos_token_ids, _IncrementalDecoder, _Stops, _TokenPicker
-from moss_agent.models.number_slots import NumberSlots, number_slots_of, slot_tokens
+from moss_agent.models.number_slots import NumberSlots, number_slots_of, slot_token_ids
 
 if TYPE_CHECKING:
     import torch
@@ -199,7 +199,7 @@ class GenerationEngine:
         self.max_positions: int | None = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None
         )
-        self._slot_ids = _slot_token_ids(tokenizer, number_slots_of(config))
+        self._slot_ids = slot_token_ids(tokenizer, number_slots_of(config))
 
     @classmethod
     def from_pretrained(
@@ -610,24 +610,3 @@ class GenerationEngine:
 def _restore(slots: NumberSlots | None, text: str) -> str:
     """Generated text with number slots written back as numbers."""
     return text if slots is None or not text else slots.restore(text)
-
-
-def _slot_token_ids(tokenizer: Any, count: int) -> list[int]:
-    """The token id of each of a model's ``count`` number slots.
-
-    Raises:
-        UsageError: The config declares slots that its tokenizer lacks.
-    """
-    if count <= 0:
-        return []
-    ids = []
-    for token in slot_tokens(count):
-        encoded = tokenizer.encode(token, add_special_tokens=False)
-        if len(encoded) != 1:
-            raise UsageError(
-                f"The model's config.json declares {count} number slots but its tokenizer has no "
-                f"single token {token!r}; the checkpoint is inconsistent "
-                "(its tokenizer must be trained with the slots)."
-            )
-        ids.append(int(encoded[0]))
-    return ids

@@ -21,10 +21,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
+from moss_agent.errors import UsageError
 from moss_agent.protocol import COMMANDS_TAG, HUMAN_TAG, INNER_THOUGHTS_TAG, MOSS_TAG, RESULTS_TAG
 
-__all__ = ["NUMBER_SLOTS_KEY", "NumberSlots", "number_slots_of", "slot_token", "slot_tokens"]
+__all__ = [
+    "NUMBER_SLOTS_KEY",
+    "NumberSlots",
+    "number_slots_of",
+    "slot_token",
+    "slot_token_ids",
+    "slot_tokens",
+]
 
 #: The key of a checkpoint's config.json that turns number slots on (its value: how many).
 NUMBER_SLOTS_KEY = "number_slots"
@@ -46,6 +55,24 @@ def slot_token(index: int) -> str:
 def slot_tokens(count: int) -> list[str]:
     """The tokens of ``count`` slots, in order."""
     return [slot_token(index) for index in range(1, count + 1)]
+
+
+def slot_token_ids(tokenizer: Any, count: int) -> list[int]:
+    """The token id of each of ``count`` number slots in ``tokenizer`` (slot 1 first).
+
+    Raises:
+        UsageError: The tokenizer has no single token for one of them.
+    """
+    ids = []
+    for token in slot_tokens(count):
+        encoded = tokenizer.encode(token, add_special_tokens=False)
+        if len(encoded) != 1:
+            raise UsageError(
+                f"{count} number slots are declared but the tokenizer has no single token {token!r}; "
+                "its tokenizer must be trained with the slots (build_tiny_tokenizer(..., number_slots=N))."
+            )
+        ids.append(int(encoded[0]))
+    return ids
 
 
 def number_slots_of(config: object) -> int:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from moss_agent.models.number_slots import NUMBER_SLOTS_KEY, NumberSlots, slot_tokens
+from moss_agent.models.number_slots import NUMBER_SLOTS_KEY, NumberSlots, slot_token_ids, slot_tokens
 from moss_agent.protocol import END_OF_MESSAGE, END_OF_TEXT, SPECIAL_TOKENS
 
 if TYPE_CHECKING:
@@ -225,11 +225,7 @@ def build_tiny_moss_checkpoint(
         n_positions=n_positions,
     )
     if number_slots > 0:
-        missing = [
-            t for t in slot_tokens(number_slots) if len(tokenizer.encode(t, add_special_tokens=False)) != 1
-        ]
-        if missing:
-            raise ValueError(f"the tokenizer lacks number-slot tokens {missing[:3]}…")
+        slot_token_ids(tokenizer, number_slots)  # the tokenizer must carry them
         config_dict[NUMBER_SLOTS_KEY] = number_slots
     config = MossConfig(**{k: v for k, v in config_dict.items() if k not in ("model_type", "_name_or_path")})
     with torch.random.fork_rng(devices=[]):

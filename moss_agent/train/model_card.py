@@ -35,6 +35,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("learning_rate", "--learning-rate"),
         ("n_layer", "--layers"),
         ("n_embd", "--width"),
+        ("number_slots", "--number-slots"),
     )
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
@@ -50,8 +51,6 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
             parts.append(f"--{flag}" if recipe[key] else f"--no-{flag}")
     if recipe.get("bigram_heads", default.bigram_heads) != default.bigram_heads:
         parts.append(f"--bigram-heads {recipe['bigram_heads']}")
-    if recipe.get("number_slots", default.number_slots) != default.number_slots:
-        parts.append(f"--number-slots {recipe['number_slots']}")
     parts += [f"--loss-weight {item}" for item in loss_weight_items(recipe.get("loss_weights") or {})]
     return " ".join(parts)
 

@@ -91,23 +91,7 @@ def test_the_embedded_model_keeps_earlier_results_in_its_prompt(tmp_path):
     """It was trained mostly on such histories; real MOSS checkpoints get MOSS's compressed ones."""
     from moss_agent.cli import _build_agent
 
-    options = dict(
-        dtype="auto",
-        device="cpu",
-        device_map=None,
-        load_in_8bit=False,
-        load_in_4bit=False,
-        trust_remote_code=False,
-        max_new_tokens=64,
-        temperature=0.7,
-        top_p=0.8,
-        repetition_penalty=1.02,
-        greedy=None,
-        seed=None,
-        plugins="Calculate",
-        corpus=None,
-    )
-    agent = _build_agent(None, **options)
+    agent = _build_agent(None, device="cpu", max_new_tokens=64, plugins="Calculate")
     assert agent.compress_history is False and agent.llm.do_sample is False
 
 

@@ -71,21 +71,5 @@ def test_ask_without_any_model_is_a_clear_error(monkeypatch):
 def test_other_checkpoints_get_moss_compressed_histories_and_sampling(agent_checkpoint):
     from moss_agent.cli import _build_agent
 
-    agent = _build_agent(
-        str(agent_checkpoint),
-        dtype="auto",
-        device="cpu",
-        device_map=None,
-        load_in_8bit=False,
-        load_in_4bit=False,
-        trust_remote_code=False,
-        max_new_tokens=64,
-        temperature=0.7,
-        top_p=0.8,
-        repetition_penalty=1.02,
-        greedy=None,
-        seed=None,
-        plugins="Calculate",
-        corpus=None,
-    )
+    agent = _build_agent(str(agent_checkpoint), device="cpu", max_new_tokens=64, plugins="Calculate")
     assert agent.compress_history is True and agent.llm.do_sample is True
