@@ -570,6 +570,13 @@ def train_recipe_command(
             min=0,
         ),
     ] = _RECIPE.number_slots,
+    number_rounding: Annotated[
+        bool,
+        typer.Option(
+            help="With number slots: the model writes a reply's rounded copy of a tool's number "
+            "(12.57 for 12.566370614359172) as <round> and the slot.",
+        ),
+    ] = _RECIPE.number_rounding,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -594,6 +601,7 @@ def train_recipe_command(
             **asdict(options),
             cjk_chars=cjk_chars,
             number_slots=number_slots,
+            number_rounding=number_rounding,
         )
     )
     typer.echo(f"model saved to {final}")

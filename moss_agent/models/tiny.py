@@ -14,7 +14,14 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from moss_agent.models.number_slots import NUMBER_SLOTS_KEY, NumberSlots, slot_token_ids, slot_tokens
+from moss_agent.models.number_slots import (
+    NUMBER_ROUNDING_KEY,
+    NUMBER_SLOTS_KEY,
+    NumberSlots,
+    round_token_id,
+    slot_token_ids,
+    slot_tokens,
+)
 from moss_agent.protocol import END_OF_MESSAGE, END_OF_TEXT, SPECIAL_TOKENS
 
 if TYPE_CHECKING:
@@ -50,6 +57,7 @@ def build_tiny_tokenizer(
     min_frequency: int = 2,
     split_cjk: bool = False,
     number_slots: int = 0,
+    number_rounding: bool = False,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE tokenizer carrying MOSS's special tokens.
 
@@ -67,6 +75,7 @@ def build_tiny_tokenizer(
         split_cjk: No merges across CJK characters (Chinese becomes one token per character).
         number_slots: Add this many number-slot tokens (``<num1>``…), special tokens of their own
             (see :mod:`moss_agent.models.number_slots`).
+        number_rounding: Add the rounding marker ``<round>`` too (only with ``number_slots``).
 
     Returns:
         A fast tokenizer; save it with ``save_pretrained``.
@@ -83,13 +92,13 @@ def build_tiny_tokenizer(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=[*SPECIAL_TOKENS, *slot_tokens(number_slots)],
+        special_tokens=[*SPECIAL_TOKENS, *slot_tokens(number_slots, rounding=number_rounding)],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
     others = [token for token in SPECIAL_TOKENS if token not in (END_OF_TEXT, END_OF_MESSAGE)]
-    others += slot_tokens(number_slots)
+    others += slot_tokens(number_slots, rounding=number_rounding)
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=END_OF_TEXT,
@@ -177,6 +186,7 @@ def build_tiny_moss_checkpoint(
     induction_circuit: bool = False,
     bigram_heads: int = 0,
     number_slots: int = 0,
+    number_rounding: bool = False,
 ) -> Path:
     """Write a tiny MOSS-format checkpoint into ``folder``.
 
@@ -202,6 +212,8 @@ def build_tiny_moss_checkpoint(
         bigram_heads: Two-token induction heads in that circuit.
         number_slots: Declare this many number slots in config.json (the tokenizer must
             carry their tokens: ``build_tiny_tokenizer(..., number_slots=N)``).
+        number_rounding: Declare the rounding marker too (``build_tiny_tokenizer(...,
+            number_rounding=True)``).
 
     Returns:
         The folder.
@@ -227,6 +239,9 @@ def build_tiny_moss_checkpoint(
     if number_slots > 0:
         slot_token_ids(tokenizer, number_slots)  # the tokenizer must carry them
         config_dict[NUMBER_SLOTS_KEY] = number_slots
+        if number_rounding:
+            round_token_id(tokenizer)
+            config_dict[NUMBER_ROUNDING_KEY] = True
     config = MossConfig(**{k: v for k, v in config_dict.items() if k not in ("model_type", "_name_or_path")})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -238,7 +253,7 @@ def build_tiny_moss_checkpoint(
             config_dict[CIRCUIT_CONFIG_KEY] = heads.to_config()
         if memorize:
             if number_slots > 0:  # learn the texts as the engine will feed them
-                memorize = [NumberSlots(number_slots).encode(text) for text in memorize]
+                memorize = [NumberSlots(number_slots, rounding=number_rounding).encode(t) for t in memorize]
             _memorize(model, tokenizer, memorize, steps=memorize_steps)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})

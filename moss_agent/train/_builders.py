@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from moss_agent.models.number_slots import reply_rounding
 from moss_agent.protocol import (
     IMAGE_GENERATED,
     NO_RESULT,
@@ -168,9 +169,7 @@ def format_number(result: str) -> tuple[str, bool]:
     value = ast.literal_eval(result)
     if isinstance(value, int):
         return str(value), True
-    if value.is_integer() and abs(value) < 1e15:
-        return str(int(value)), True
-    text = f"{round(value, 2):.2f}".rstrip("0").rstrip(".")
+    text = reply_rounding(value)
     return text, text == result
 
 

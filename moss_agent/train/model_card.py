@@ -205,6 +205,11 @@ def render_model_card(
             if recipe.get("number_slots")
             else ""
         )
+        + (
+            " and the rounding marker `<round>` (a reply's rounded copy of such a number)"
+            if recipe.get("number_slots") and recipe.get("number_rounding")
+            else ""
+        )
         + ".",
         "",
         "## Data",

@@ -94,6 +94,9 @@ class RecipeConfig:
     number_slots: int = 32
     """Number slots of the model (``moss_agent.models.number_slots``): multi-digit numbers from the
     user and the tools are read and written as one token each; 0: digits."""
+    number_rounding: bool = True
+    """With number slots, the model writes a reply's rounded copy of a number (``12.57`` for the
+    calculator's ``12.566370614359172``) as ``<round>`` and the slot."""
 
     def data_options(self) -> DataOptions:
         """The generator's options of this recipe."""
@@ -119,6 +122,7 @@ def train_tokenizer(
     max_texts: int = 20_000,
     split_cjk: bool = False,
     number_slots: int = 0,
+    number_rounding: bool = False,
 ) -> Path:
     """Train the byte-level BPE (digits one per token, MOSS special tokens) on the data.
 
@@ -129,9 +133,13 @@ def train_tokenizer(
 
     texts = list(conversation_texts(train_file))[:max_texts]
     if number_slots > 0:
-        texts = [NumberSlots(number_slots).encode(text) for text in texts]
+        texts = [NumberSlots(number_slots, rounding=number_rounding).encode(text) for text in texts]
     tokenizer = build_tiny_tokenizer(
-        texts, vocab_size=vocab_size, split_cjk=split_cjk, number_slots=number_slots
+        texts,
+        vocab_size=vocab_size,
+        split_cjk=split_cjk,
+        number_slots=number_slots,
+        number_rounding=number_rounding,
     )
     tokenizer.save_pretrained(out)
     return out
@@ -246,6 +254,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 config.vocab_size,
                 split_cjk=config.cjk_chars,
                 number_slots=config.number_slots,
+                number_rounding=config.number_rounding,
             )
     init = out / "init"
     if _needed(init / "config.json", "init"):
@@ -262,6 +271,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 induction_circuit=config.induction_circuit,
                 bigram_heads=config.bigram_heads if config.induction_circuit else 0,
                 number_slots=config.number_slots,
+                number_rounding=config.number_rounding,
             )
     final = out / "sft" / "final"
     if _needed(final / "config.json", "sft"):

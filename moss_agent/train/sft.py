@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from moss_agent.conversations import TURN_FIELDS, iter_conversation_files, load_conversations
 from moss_agent.errors import UsageError
-from moss_agent.models.number_slots import NumberSlots, number_slots_of
+from moss_agent.models.number_slots import NumberSlots, number_rounding_of, number_slots_of
 from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY
 from moss_agent.protocol import END_OF_RESULTS, RESULTS_TAG
 
@@ -118,7 +118,7 @@ class EncodedExample:
 
 
 def _masked_spans(
-    data: dict[str, Any], mask_human: bool, number_slots: int = 0
+    data: dict[str, Any], mask_human: bool, number_slots: int = 0, number_rounding: bool = False
 ) -> tuple[str, list[tuple[int, int]], list[int], list[tuple[int, int, str]]]:
     """The conversation text, its masked spans, turn ends and named section spans.
 
@@ -126,7 +126,7 @@ def _masked_spans(
     name (one of ``TURN_FIELDS``). With ``number_slots``, numbers are written as the
     generation engine writes them for such a model (:mod:`moss_agent.models.number_slots`).
     """
-    slots = NumberSlots(number_slots) if number_slots > 0 else None
+    slots = NumberSlots(number_slots, rounding=number_rounding) if number_slots > 0 else None
 
     def encoded(value: str) -> str:
         return value if slots is None else slots.encode(value)
@@ -161,15 +161,22 @@ def encode_conversation(
     mask_human: bool = False,
     loss_weights: Mapping[str, float] | None = None,
     number_slots: int = 0,
+    number_rounding: bool = False,
 ) -> EncodedExample | None:
     """Tokenize one conversation with MOSS's loss mask; ``None`` if not even a turn fits.
 
     ``loss_weights`` (section name to weight, 1 where not named) gives every token the
-    weight of the turn section it starts in. ``number_slots``: the model's
-    (:func:`moss_agent.models.number_slots.number_slots_of`); its numbers are written as slots.
+    weight of the turn section it starts in. ``number_slots`` and ``number_rounding``: the
+    model's (:func:`moss_agent.models.number_slots.number_slots_of`, ``number_rounding_of``);
+    its numbers are written as slots.
     """
     tokenized = _tokenize(
-        data, tokenizer, max_length=max_length, mask_human=mask_human, number_slots=number_slots
+        data,
+        tokenizer,
+        max_length=max_length,
+        mask_human=mask_human,
+        number_slots=number_slots,
+        number_rounding=number_rounding,
     )
     if tokenized is None:
         return None
@@ -187,12 +194,13 @@ def _tokenize(
     max_length: int,
     mask_human: bool,
     number_slots: int = 0,
+    number_rounding: bool = False,
 ) -> tuple[list[int], list[int], list[tuple[int, int]], list[tuple[int, int, str]]] | None:
     """Token ids, labels and character offsets of the turns that fit, and the turn sections.
 
     ``None`` if not even a turn fits.
     """
-    text, spans, turn_ends, sections = _masked_spans(data, mask_human, number_slots)
+    text, spans, turn_ends, sections = _masked_spans(data, mask_human, number_slots, number_rounding)
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids: list[int] = encoding["input_ids"]
     offsets: list[tuple[int, int]] = encoding["offset_mapping"]
@@ -310,6 +318,7 @@ def load_examples(
     mask_human: bool,
     loss_weights: Mapping[str, float] | None = None,
     number_slots: int = 0,
+    number_rounding: bool = False,
 ) -> list[EncodedExample]:
     """Encode every conversation under ``paths`` (see :func:`encode_conversation`).
 
@@ -328,6 +337,7 @@ def load_examples(
                 mask_human=mask_human,
                 loss_weights=loss_weights,
                 number_slots=number_slots,
+                number_rounding=number_rounding,
             )
             if example is not None and any(label != IGNORE_INDEX for label in example.labels):
                 examples.append(example)
@@ -580,6 +590,7 @@ def section_losses(
                     max_length=max_length,
                     mask_human=False,
                     number_slots=number_slots_of(model.config),
+                    number_rounding=number_rounding_of(model.config),
                 )
                 if tokenized is None:
                     continue
@@ -639,7 +650,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     else:
         enforce_circuit = None
     check_loss_weights(config.loss_weights)
-    slots = number_slots_of(model.config)
+    slots, rounding = number_slots_of(model.config), number_rounding_of(model.config)
     examples = load_examples(
         config.data,
         tokenizer,
@@ -647,6 +658,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
         mask_human=config.mask_human,
         loss_weights=config.loss_weights,
         number_slots=slots,
+        number_rounding=rounding,
     )
     eval_examples = (
         load_examples(
@@ -655,6 +667,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
             max_length=config.max_length,
             mask_human=config.mask_human,
             number_slots=slots,
+            number_rounding=rounding,
         )
         if config.eval_data
         else []

@@ -126,9 +126,14 @@ def test_the_card_names_the_loss_weights_and_the_command_gives_them_back(tmp_pat
 def test_the_card_names_the_number_slots(tmp_path):
     (tmp_path / "default").mkdir()
     (tmp_path / "digits").mkdir()
+    (tmp_path / "unrounded").mkdir()
     run = recipe_run(tmp_path / "default")
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "32 number slots (`<num1>`…" in card and "--number-slots" not in card  # the default
+    assert "rounding marker `<round>`" in card and "--no-number-rounding" not in card
+    run = recipe_run(tmp_path / "unrounded", number_rounding=False)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "--no-number-rounding" in card and "`<round>`" not in card
     run = recipe_run(tmp_path / "digits", number_slots=0)
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "--number-slots 0" in card and "number slots (" not in card

@@ -34,6 +34,7 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     saved = json.loads((final / "config.json").read_text())
     assert saved["model_type"] == "moss" and saved[CIRCUIT_CONFIG_KEY]["bigram"] == [[1, 2], [1, 3]]
     assert saved["number_slots"] == 8  # the tokenizer carries them, or the engine refuses to load it
+    assert saved["number_rounding"] is True  # the default; the tokenizer carries <round> as well
     GenerationEngine.from_pretrained(str(final), device="cpu")
     log = json.loads((tmp_path / "run" / "recipe_log.json").read_text())
     assert list(log["stages"]) == ["data", "tokenizer", "init", "sft"]

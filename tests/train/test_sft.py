@@ -75,6 +75,20 @@ def test_numbers_are_learnt_as_slots_for_a_model_with_number_slots():
     # the call and the reply copy slots, not digits; the product comes from the (masked) Results
     assert 'Calculate("<num1>*<num2>")' in learnt and "<num1> times <num2> is <num3>." in learnt
     assert "1234" not in slot_tokenizer.decode(example.input_ids)
+    divided = conversation(4711, 86)
+    divided["chat"]["turn_1"]["Tool Responses"] = (
+        "<|Results|>:\nCalculate(\"4711/86\") => '54.77906976744186'\n<eor>\n"
+    )
+    divided["chat"]["turn_1"]["MOSS"] = "<|MOSS|>: about 54.78<eom>\n"
+    rounding_tokenizer = build_tiny_tokenizer(texts, vocab_size=700, number_slots=8, number_rounding=True)
+    example = encode_conversation(
+        divided, rounding_tokenizer, max_length=4096, number_slots=8, number_rounding=True
+    )
+    assert example is not None
+    learnt = rounding_tokenizer.decode(
+        [t for t, label in zip(example.input_ids, example.labels) if label != -100]
+    )
+    assert "about <round><num3>" in learnt
     plain = encode_conversation(conversation(1234, 5678), slot_tokenizer, max_length=4096)
     assert plain is not None and "1234" in slot_tokenizer.decode(plain.input_ids)
 

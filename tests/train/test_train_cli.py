@@ -30,7 +30,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert config.shared_phrasings is True and config.quote_api is True and config.novel_names is True
     assert config.data_options().novel_names is True
     assert (config.n_layer, config.n_embd, config.out, config.batch_size) == (6, 320, str(tmp_path), 8)
-    assert config.number_slots == 16
+    assert config.number_slots == 16 and config.number_rounding is True
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
     shipped = (
@@ -45,7 +45,10 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert not (defaults.pair_solutions or defaults.restate_solutions or defaults.mask_human)
     assert not (defaults.quote_api or defaults.novel_names)  # measured, not better (README)
     assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (4, 192, 3400, 34000)
-    assert defaults.number_slots == 32
+    assert defaults.number_slots == 32 and defaults.number_rounding is True
+    result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), "--no-number-rounding"])
+    assert result.exit_code == 0, result.output
+    assert seen[-1].number_rounding is False
     off = [f"--no-{name.replace('_', '-')}" for name in shipped]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *off])
     assert result.exit_code == 0, result.output
