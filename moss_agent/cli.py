@@ -577,6 +577,13 @@ def train_recipe_command(
             "(12.57 for 12.566370614359172) as <round> and the slot.",
         ),
     ] = _RECIPE.number_rounding,
+    digit_slots: Annotated[
+        bool,
+        typer.Option(
+            help="With number slots: single digits of the user and the tools get slots too "
+            "(written <numk> and the digit in their text).",
+        ),
+    ] = _RECIPE.digit_slots,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -602,6 +609,7 @@ def train_recipe_command(
             cjk_chars=cjk_chars,
             number_slots=number_slots,
             number_rounding=number_rounding,
+            digit_slots=digit_slots,
         )
     )
     typer.echo(f"model saved to {final}")

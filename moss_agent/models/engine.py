@@ -23,13 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from moss_agent.errors import UsageError
 from moss_agent.models._decoding import _eos_token_ids, _IncrementalDecoder, _Stops, _TokenPicker
-from moss_agent.models.number_slots import (
-    NumberSlots,
-    number_rounding_of,
-    number_slots_of,
-    round_token_id,
-    slot_token_ids,
-)
+from moss_agent.models.number_slots import NumberSlots, SlotScheme
 
 if TYPE_CHECKING:
     import torch
@@ -205,10 +199,8 @@ class GenerationEngine:
         self.max_positions: int | None = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None
         )
-        self._slot_ids = slot_token_ids(tokenizer, number_slots_of(config))
-        self._rounding = number_rounding_of(config)
-        if self._rounding:
-            round_token_id(tokenizer)  # the tokenizer must carry it
+        self._slot_scheme = SlotScheme.of(config)
+        self._slot_ids = self._slot_scheme.token_ids(tokenizer)
 
     @classmethod
     def from_pretrained(
@@ -528,7 +520,7 @@ class GenerationEngine:
         """``text`` as the model reads it and, for a model with number slots, the slot mapping."""
         if not self._slot_ids:
             return text, None
-        slots = NumberSlots(len(self._slot_ids), rounding=self._rounding)
+        slots = self._slot_scheme.new()
         return slots.encode(text), slots
 
     def _encode(self, prompt: str) -> tuple[list[int], NumberSlots | None]:

@@ -14,14 +14,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from moss_agent.models.number_slots import (
-    NUMBER_ROUNDING_KEY,
-    NUMBER_SLOTS_KEY,
-    NumberSlots,
-    round_token_id,
-    slot_token_ids,
-    slot_tokens,
-)
+from moss_agent.models.number_slots import SlotScheme
 from moss_agent.protocol import END_OF_MESSAGE, END_OF_TEXT, SPECIAL_TOKENS
 
 if TYPE_CHECKING:
@@ -56,8 +49,7 @@ def build_tiny_tokenizer(
     *,
     min_frequency: int = 2,
     split_cjk: bool = False,
-    number_slots: int = 0,
-    number_rounding: bool = False,
+    number_slots: SlotScheme | int = 0,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE tokenizer carrying MOSS's special tokens.
 
@@ -73,15 +65,16 @@ def build_tiny_tokenizer(
         vocab_size: Size of the vocabulary, special tokens and the 256 bytes included.
         min_frequency: Minimum pair count for a BPE merge.
         split_cjk: No merges across CJK characters (Chinese becomes one token per character).
-        number_slots: Add this many number-slot tokens (``<num1>``…), special tokens of their own
-            (see :mod:`moss_agent.models.number_slots`).
-        number_rounding: Add the rounding marker ``<round>`` too (only with ``number_slots``).
+        number_slots: Add the tokens of these number slots (``<num1>``…, a count or a
+            :class:`~moss_agent.models.number_slots.SlotScheme`), special tokens of their own.
 
     Returns:
         A fast tokenizer; save it with ``save_pretrained``.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
+
+    slot_tokens = SlotScheme.coerce(number_slots).tokens()
 
     tokenizer = Tokenizer(models.BPE())
     steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
@@ -92,13 +85,13 @@ def build_tiny_tokenizer(
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=[*SPECIAL_TOKENS, *slot_tokens(number_slots, rounding=number_rounding)],
+        special_tokens=[*SPECIAL_TOKENS, *slot_tokens],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer)
     others = [token for token in SPECIAL_TOKENS if token not in (END_OF_TEXT, END_OF_MESSAGE)]
-    others += slot_tokens(number_slots, rounding=number_rounding)
+    others += slot_tokens
     return PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
         bos_token=END_OF_TEXT,
@@ -185,8 +178,7 @@ def build_tiny_moss_checkpoint(
     memorize_steps: int = 150,
     induction_circuit: bool = False,
     bigram_heads: int = 0,
-    number_slots: int = 0,
-    number_rounding: bool = False,
+    number_slots: SlotScheme | int = 0,
 ) -> Path:
     """Write a tiny MOSS-format checkpoint into ``folder``.
 
@@ -210,10 +202,9 @@ def build_tiny_moss_checkpoint(
         induction_circuit: Start from a working copy circuit
             (:func:`moss_agent.train.induction.install_induction_circuit`).
         bigram_heads: Two-token induction heads in that circuit.
-        number_slots: Declare this many number slots in config.json (the tokenizer must
-            carry their tokens: ``build_tiny_tokenizer(..., number_slots=N)``).
-        number_rounding: Declare the rounding marker too (``build_tiny_tokenizer(...,
-            number_rounding=True)``).
+        number_slots: Declare these number slots in config.json (a count or a
+            :class:`~moss_agent.models.number_slots.SlotScheme`; the tokenizer must carry
+            their tokens: ``build_tiny_tokenizer(..., number_slots=...)``).
 
     Returns:
         The folder.
@@ -236,12 +227,9 @@ def build_tiny_moss_checkpoint(
         rotary_dim=rotary_dim,
         n_positions=n_positions,
     )
-    if number_slots > 0:
-        slot_token_ids(tokenizer, number_slots)  # the tokenizer must carry them
-        config_dict[NUMBER_SLOTS_KEY] = number_slots
-        if number_rounding:
-            round_token_id(tokenizer)
-            config_dict[NUMBER_ROUNDING_KEY] = True
+    scheme = SlotScheme.coerce(number_slots)
+    scheme.token_ids(tokenizer)  # the tokenizer must carry them
+    config_dict.update(scheme.config_entries())
     config = MossConfig(**{k: v for k, v in config_dict.items() if k not in ("model_type", "_name_or_path")})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -252,8 +240,7 @@ def build_tiny_moss_checkpoint(
             heads = install_induction_circuit(model, seed=seed, bigram_heads=bigram_heads)
             config_dict[CIRCUIT_CONFIG_KEY] = heads.to_config()
         if memorize:
-            if number_slots > 0:  # learn the texts as the engine will feed them
-                memorize = [NumberSlots(number_slots, rounding=number_rounding).encode(t) for t in memorize]
+            memorize = [scheme.encode(text) for text in memorize]  # as the engine will feed them
             _memorize(model, tokenizer, memorize, steps=memorize_steps)
     state = {name: tensor.detach().contiguous() for name, tensor in model.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})

@@ -210,6 +210,11 @@ def render_model_card(
             if recipe.get("number_slots") and recipe.get("number_rounding")
             else ""
         )
+        + (
+            "; single digits get slots too"
+            if recipe.get("number_slots") and recipe.get("digit_slots")
+            else ""
+        )
         + ".",
         "",
         "## Data",

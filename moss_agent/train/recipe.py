@@ -17,6 +17,7 @@ from typing import Any
 
 from moss_agent.conversations import TURN_FIELDS
 from moss_agent.errors import UsageError
+from moss_agent.models.number_slots import SlotScheme
 from moss_agent.train.options import DataOptions
 
 __all__ = [
@@ -97,6 +98,12 @@ class RecipeConfig:
     number_rounding: bool = True
     """With number slots, the model writes a reply's rounded copy of a number (``12.57`` for the
     calculator's ``12.566370614359172``) as ``<round>`` and the slot."""
+    digit_slots: bool = False
+    """With number slots, single digits of the user and the tools get slots too."""
+
+    def slot_scheme(self) -> SlotScheme:
+        """The number slots of the model (``moss_agent.models.number_slots``)."""
+        return SlotScheme(self.number_slots, rounding=self.number_rounding, digits=self.digit_slots)
 
     def data_options(self) -> DataOptions:
         """The generator's options of this recipe."""
@@ -121,26 +128,17 @@ def train_tokenizer(
     *,
     max_texts: int = 20_000,
     split_cjk: bool = False,
-    number_slots: int = 0,
-    number_rounding: bool = False,
+    number_slots: SlotScheme | int = 0,
 ) -> Path:
     """Train the byte-level BPE (digits one per token, MOSS special tokens) on the data.
 
     With ``number_slots``, the texts it learns from are written with slots, as the model reads them.
     """
-    from moss_agent.models.number_slots import NumberSlots
     from moss_agent.models.tiny import build_tiny_tokenizer
 
-    texts = list(conversation_texts(train_file))[:max_texts]
-    if number_slots > 0:
-        texts = [NumberSlots(number_slots, rounding=number_rounding).encode(text) for text in texts]
-    tokenizer = build_tiny_tokenizer(
-        texts,
-        vocab_size=vocab_size,
-        split_cjk=split_cjk,
-        number_slots=number_slots,
-        number_rounding=number_rounding,
-    )
+    scheme = SlotScheme.coerce(number_slots)
+    texts = [scheme.encode(text) for text in list(conversation_texts(train_file))[:max_texts]]
+    tokenizer = build_tiny_tokenizer(texts, vocab_size=vocab_size, split_cjk=split_cjk, number_slots=scheme)
     tokenizer.save_pretrained(out)
     return out
 
@@ -253,8 +251,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 tokenizer_dir,
                 config.vocab_size,
                 split_cjk=config.cjk_chars,
-                number_slots=config.number_slots,
-                number_rounding=config.number_rounding,
+                number_slots=config.slot_scheme(),
             )
     init = out / "init"
     if _needed(init / "config.json", "init"):
@@ -270,8 +267,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 seed=config.seed,
                 induction_circuit=config.induction_circuit,
                 bigram_heads=config.bigram_heads if config.induction_circuit else 0,
-                number_slots=config.number_slots,
-                number_rounding=config.number_rounding,
+                number_slots=config.slot_scheme(),
             )
     final = out / "sft" / "final"
     if _needed(final / "config.json", "sft"):

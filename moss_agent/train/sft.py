@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from moss_agent.conversations import TURN_FIELDS, iter_conversation_files, load_conversations
 from moss_agent.errors import UsageError
-from moss_agent.models.number_slots import NumberSlots, number_rounding_of, number_slots_of
+from moss_agent.models.number_slots import SlotScheme
 from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY
 from moss_agent.protocol import END_OF_RESULTS, RESULTS_TAG
 
@@ -118,7 +118,7 @@ class EncodedExample:
 
 
 def _masked_spans(
-    data: dict[str, Any], mask_human: bool, number_slots: int = 0, number_rounding: bool = False
+    data: dict[str, Any], mask_human: bool, number_slots: SlotScheme | int = 0
 ) -> tuple[str, list[tuple[int, int]], list[int], list[tuple[int, int, str]]]:
     """The conversation text, its masked spans, turn ends and named section spans.
 
@@ -126,7 +126,8 @@ def _masked_spans(
     name (one of ``TURN_FIELDS``). With ``number_slots``, numbers are written as the
     generation engine writes them for such a model (:mod:`moss_agent.models.number_slots`).
     """
-    slots = NumberSlots(number_slots, rounding=number_rounding) if number_slots > 0 else None
+    scheme = SlotScheme.coerce(number_slots)
+    slots = scheme.new() if scheme else None
 
     def encoded(value: str) -> str:
         return value if slots is None else slots.encode(value)
@@ -160,15 +161,14 @@ def encode_conversation(
     max_length: int = 1024,
     mask_human: bool = False,
     loss_weights: Mapping[str, float] | None = None,
-    number_slots: int = 0,
-    number_rounding: bool = False,
+    number_slots: SlotScheme | int = 0,
 ) -> EncodedExample | None:
     """Tokenize one conversation with MOSS's loss mask; ``None`` if not even a turn fits.
 
     ``loss_weights`` (section name to weight, 1 where not named) gives every token the
-    weight of the turn section it starts in. ``number_slots`` and ``number_rounding``: the
-    model's (:func:`moss_agent.models.number_slots.number_slots_of`, ``number_rounding_of``);
-    its numbers are written as slots.
+    weight of the turn section it starts in. ``number_slots``: the model's
+    (:meth:`moss_agent.models.number_slots.SlotScheme.of` its config; a count N is
+    ``SlotScheme(N)``); its numbers are written as slots.
     """
     tokenized = _tokenize(
         data,
@@ -176,7 +176,6 @@ def encode_conversation(
         max_length=max_length,
         mask_human=mask_human,
         number_slots=number_slots,
-        number_rounding=number_rounding,
     )
     if tokenized is None:
         return None
@@ -193,14 +192,13 @@ def _tokenize(
     *,
     max_length: int,
     mask_human: bool,
-    number_slots: int = 0,
-    number_rounding: bool = False,
+    number_slots: SlotScheme | int = 0,
 ) -> tuple[list[int], list[int], list[tuple[int, int]], list[tuple[int, int, str]]] | None:
     """Token ids, labels and character offsets of the turns that fit, and the turn sections.
 
     ``None`` if not even a turn fits.
     """
-    text, spans, turn_ends, sections = _masked_spans(data, mask_human, number_slots, number_rounding)
+    text, spans, turn_ends, sections = _masked_spans(data, mask_human, number_slots)
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
     ids: list[int] = encoding["input_ids"]
     offsets: list[tuple[int, int]] = encoding["offset_mapping"]
@@ -317,8 +315,7 @@ def load_examples(
     max_length: int,
     mask_human: bool,
     loss_weights: Mapping[str, float] | None = None,
-    number_slots: int = 0,
-    number_rounding: bool = False,
+    number_slots: SlotScheme | int = 0,
 ) -> list[EncodedExample]:
     """Encode every conversation under ``paths`` (see :func:`encode_conversation`).
 
@@ -337,7 +334,6 @@ def load_examples(
                 mask_human=mask_human,
                 loss_weights=loss_weights,
                 number_slots=number_slots,
-                number_rounding=number_rounding,
             )
             if example is not None and any(label != IGNORE_INDEX for label in example.labels):
                 examples.append(example)
@@ -589,8 +585,7 @@ def section_losses(
                     tokenizer,
                     max_length=max_length,
                     mask_human=False,
-                    number_slots=number_slots_of(model.config),
-                    number_rounding=number_rounding_of(model.config),
+                    number_slots=SlotScheme.of(model.config),
                 )
                 if tokenized is None:
                     continue
@@ -650,7 +645,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     else:
         enforce_circuit = None
     check_loss_weights(config.loss_weights)
-    slots, rounding = number_slots_of(model.config), number_rounding_of(model.config)
+    slots = SlotScheme.of(model.config)
     examples = load_examples(
         config.data,
         tokenizer,
@@ -658,7 +653,6 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
         mask_human=config.mask_human,
         loss_weights=config.loss_weights,
         number_slots=slots,
-        number_rounding=rounding,
     )
     eval_examples = (
         load_examples(
@@ -667,7 +661,6 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
             max_length=config.max_length,
             mask_human=config.mask_human,
             number_slots=slots,
-            number_rounding=rounding,
         )
         if config.eval_data
         else []

@@ -9,18 +9,12 @@ import pytest
 
 from moss_agent.conversations import TURN_FIELDS
 from moss_agent.errors import UsageError
-from moss_agent.models.number_slots import (
-    ROUND_TOKEN,
-    NumberSlots,
-    number_rounding_of,
-    reply_rounding,
-    rounded,
-    slot_tokens,
-)
+from moss_agent.models.number_slots import ROUND_TOKEN, NumberSlots, SlotScheme, reply_rounding, rounded
 from moss_agent.protocol import render_meta_instruction
 from moss_agent.train._builders import format_number
 
 SLOTS = 8
+ROUNDING = SlotScheme(SLOTS, rounding=True)
 
 TURN = (
     "<|Human|>: What is 3.1 times 4.05?<eoh>\n"
@@ -111,10 +105,12 @@ def test_every_real_moss_conversation_round_trips_with_rounding(sample_dir):
     assert rounded_copies > 0  # real MOSS rounds the calculator's results too
 
 
-def test_config_key_needs_slots():
-    assert number_rounding_of({"number_slots": 8, "number_rounding": True})
-    assert not number_rounding_of({"number_slots": 8})
-    assert not number_rounding_of({"number_rounding": True})
+def test_config_keys():
+    assert SlotScheme.of({"number_slots": 8, "number_rounding": True}) == ROUNDING
+    assert SlotScheme.of(ROUNDING.config_entries()) == ROUNDING
+    assert SlotScheme.of({"number_slots": 8}) == SlotScheme(8)
+    assert not SlotScheme.of({"number_rounding": True}).rounding  # nothing to round without slots
+    assert ROUNDING.tokens()[-2:] == ["<num8>", ROUND_TOKEN] and SlotScheme(0).tokens() == []
 
 
 # --- a model with slots and the marker -----------------------------------------------------
@@ -136,10 +132,7 @@ def rounding_engine(tmp_path_factory):
     from tests.models.conftest import moss_lines
 
     tokenizer = build_tiny_tokenizer(
-        [NumberSlots(SLOTS, rounding=True).encode(line) for line in moss_lines()],
-        vocab_size=600,
-        number_slots=SLOTS,
-        number_rounding=True,
+        [ROUNDING.encode(line) for line in moss_lines()], vocab_size=600, number_slots=ROUNDING
     )
     folder = build_tiny_moss_checkpoint(
         tmp_path_factory.mktemp("rounding-moss"),
@@ -147,16 +140,15 @@ def rounding_engine(tmp_path_factory):
         n_positions=2048,
         memorize=[render_meta_instruction() + DIVISION_TURN],
         memorize_steps=150,
-        number_slots=SLOTS,
-        number_rounding=True,
+        number_slots=ROUNDING,
     )
     return GenerationEngine.from_pretrained(str(folder), device="cpu")
 
 
 def test_checkpoint_declares_the_marker_and_its_tokenizer_carries_it(rounding_engine):
-    assert number_rounding_of(rounding_engine.loaded.config)
+    assert SlotScheme.of(rounding_engine.loaded.config) == ROUNDING
     tokenizer = rounding_engine.loaded.tokenizer
-    for token in slot_tokens(SLOTS, rounding=True):
+    for token in ROUNDING.tokens():
         assert len(tokenizer.encode(token, add_special_tokens=False)) == 1
 
 

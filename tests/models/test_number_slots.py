@@ -8,7 +8,7 @@ import pytest
 
 from moss_agent.conversations import TURN_FIELDS
 from moss_agent.errors import UsageError
-from moss_agent.models.number_slots import NumberSlots, number_slots_of, slot_tokens
+from moss_agent.models.number_slots import NumberSlots, SlotScheme, number_slots_of, slot_tokens
 from moss_agent.protocol import render_meta_instruction
 
 SLOTS = 8
@@ -72,12 +72,34 @@ def test_every_real_moss_conversation_round_trips(sample_dir):
         slots = NumberSlots(32)
         assert slots.restore(slots.encode(text)) == text, path
         with_slots += bool(slots.numbers)
+        every = SlotScheme(32, rounding=True, digits=True).new()
+        assert every.restore(every.encode(text)) == text, path
     assert with_slots > 100  # the calculator and solver samples are full of numbers
+
+
+def test_digit_slots_copy_single_digits_and_keep_them_visible_to_the_model():
+    slots = SlotScheme(SLOTS, rounding=True, digits=True).new()
+    text = (
+        "<|Human|>: 7个小时走完735公里，打5折. 5.5 and 5.<eoh>\n"
+        '<|Commands|>: Calculate("735/7")<eoc>\n'
+        "<|Results|>:\nCalculate(\"735/7\") => '105.0'\n<eor>\n"
+        "<|MOSS|>: 每小时105公里，共7小时，2x。<eom>\n"
+    )
+    encoded = slots.encode(text)
+    assert slots.numbers == ["7", "735", "5", "5.5", "105.0"]
+    # the user's and the tools' digits: the slot, then the digit; the model's own: the slot alone
+    assert "<|Human|>: <num1>7个小时走完<num2>公里，打<num3>5折. <num4> and <num3>5.<eoh>" in encoded
+    assert 'Calculate("<num2>/<num1>")' in encoded and 'Calculate("<num2>/<num1>7")' in encoded
+    assert "每小时<round><num5>公里，共<num1>小时，2x。" in encoded  # 2 is MOSS's own
+    assert slots.restore(encoded) == text
+    assert slots.restore("<num3>") == "5"  # generated: the slot alone
 
 
 def test_config_key():
     assert number_slots_of({"number_slots": 16}) == 16
     assert number_slots_of({}) == 0
+    assert SlotScheme.of({"number_slots": 16, "digit_slots": True}) == SlotScheme(16, digits=True)
+    assert SlotScheme(16, digits=True).config_entries() == {"number_slots": 16, "digit_slots": True}
     with pytest.raises(ValueError):
         NumberSlots(0)
 

@@ -134,6 +134,11 @@ def test_the_card_names_the_number_slots(tmp_path):
     run = recipe_run(tmp_path / "unrounded", number_rounding=False)
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "--no-number-rounding" in card and "`<round>`" not in card
+    assert "single digits get slots too" not in card
+    (tmp_path / "digits-too").mkdir()
+    run = recipe_run(tmp_path / "digits-too", digit_slots=True)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "--digit-slots" in card and "single digits get slots too" in card
     run = recipe_run(tmp_path / "digits", number_slots=0)
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "--number-slots 0" in card and "number slots (" not in card

@@ -62,7 +62,7 @@ def data_file(tmp_path_factory) -> Path:
 
 
 def test_numbers_are_learnt_as_slots_for_a_model_with_number_slots():
-    from moss_agent.models.number_slots import NumberSlots
+    from moss_agent.models.number_slots import NumberSlots, SlotScheme
     from moss_agent.models.tiny import build_tiny_tokenizer
 
     texts = [NumberSlots(8).encode(json.dumps(conversation(a, a + 3))) for a in range(40)]
@@ -80,10 +80,9 @@ def test_numbers_are_learnt_as_slots_for_a_model_with_number_slots():
         "<|Results|>:\nCalculate(\"4711/86\") => '54.77906976744186'\n<eor>\n"
     )
     divided["chat"]["turn_1"]["MOSS"] = "<|MOSS|>: about 54.78<eom>\n"
-    rounding_tokenizer = build_tiny_tokenizer(texts, vocab_size=700, number_slots=8, number_rounding=True)
-    example = encode_conversation(
-        divided, rounding_tokenizer, max_length=4096, number_slots=8, number_rounding=True
-    )
+    rounding = SlotScheme(8, rounding=True)
+    rounding_tokenizer = build_tiny_tokenizer(texts, vocab_size=700, number_slots=rounding)
+    example = encode_conversation(divided, rounding_tokenizer, max_length=4096, number_slots=rounding)
     assert example is not None
     learnt = rounding_tokenizer.decode(
         [t for t, label in zip(example.input_ids, example.labels) if label != -100]

@@ -11,6 +11,7 @@ runner = CliRunner()
 
 def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     import moss_agent.train.recipe as recipe
+    from moss_agent.models.number_slots import SlotScheme
 
     seen = []
     monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
@@ -46,9 +47,13 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert not (defaults.quote_api or defaults.novel_names)  # measured, not better (README)
     assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (4, 192, 3400, 34000)
     assert defaults.number_slots == 32 and defaults.number_rounding is True
-    result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), "--no-number-rounding"])
+    assert defaults.digit_slots is False
+    result = runner.invoke(
+        app, ["train", "recipe", "--out", str(tmp_path), "--no-number-rounding", "--digit-slots"]
+    )
     assert result.exit_code == 0, result.output
-    assert seen[-1].number_rounding is False
+    assert seen[-1].number_rounding is False and seen[-1].digit_slots is True
+    assert seen[-1].slot_scheme() == SlotScheme(32, digits=True)
     off = [f"--no-{name.replace('_', '-')}" for name in shipped]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *off])
     assert result.exit_code == 0, result.output
