@@ -249,8 +249,8 @@ class NumberSlots:
         if index is None and self._assigning and len(self.numbers) < self.limit:
             self.numbers.append(number)
             index = self._slots[number] = len(self.numbers)
-            if self.rounding and rounded(number) != number:
-                self._rounded.setdefault(rounded(number), index)
+            if self.rounding and (rounding := rounded(number)) != number:
+                self._rounded.setdefault(rounding, index)
         if index is None:
             if not self._assigning and number in self._rounded:
                 return ROUND_TOKEN + slot_token(self._rounded[number])

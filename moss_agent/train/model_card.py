@@ -55,6 +55,21 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
+def _slot_words(recipe: dict[str, Any]) -> str:
+    """The tokenizer line's words on the recipe's number slots ('' without them)."""
+    if not recipe.get("number_slots"):
+        return ""
+    words = (
+        f", {recipe['number_slots']} number slots (`<num1>`…: each multi-digit number of the user and the"
+        " tools is read and written as one token; `moss_agent.models.number_slots`)"
+    )
+    if recipe.get("number_rounding"):
+        words += " and the rounding marker `<round>` (a reply's rounded copy of such a number)"
+    if recipe.get("digit_slots"):
+        words += "; single digits get slots too"
+    return words
+
+
 def _loss_weight_words(weights: dict[str, float] | None) -> str:
     """How the recipe weighted the loss of each turn section ('' when evenly)."""
     from moss_agent.train.sft import SECTION_FLAG_NAMES
@@ -199,22 +214,7 @@ def render_model_card(
         f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token"
         + (", one token per Chinese character" if recipe.get("cjk_chars") else "")
         + ", MOSS's special tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags)"
-        + (
-            f", {recipe['number_slots']} number slots (`<num1>`…: each multi-digit number of the user and the"
-            " tools is read and written as one token; `moss_agent.models.number_slots`)"
-            if recipe.get("number_slots")
-            else ""
-        )
-        + (
-            " and the rounding marker `<round>` (a reply's rounded copy of such a number)"
-            if recipe.get("number_slots") and recipe.get("number_rounding")
-            else ""
-        )
-        + (
-            "; single digits get slots too"
-            if recipe.get("number_slots") and recipe.get("digit_slots")
-            else ""
-        )
+        + _slot_words(recipe)
         + ".",
         "",
         "## Data",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -44,6 +46,20 @@ CHAT_TURN = (
     f"{RESULTS_TAG}:\nNone\n{END_OF_RESULTS}\n"
     f"{MOSS_TAG}: 你好！我是MOSS，很高兴认识你。{END_OF_MESSAGE}\n"
 )
+
+
+def checkpoint_with_config(source: Path, folder: Path, tokenizer: Any = None, **entries: Any) -> Path:
+    """A copy of the checkpoint ``source`` with ``entries`` added to its config.json (and
+    ``tokenizer`` instead of its own): a checkpoint whose config and tokenizer disagree.
+    """
+    import shutil
+
+    shutil.copytree(source, folder)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, **entries}))
+    return folder
 
 
 def moss_lines() -> list[str]:

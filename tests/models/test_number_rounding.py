@@ -179,17 +179,13 @@ def test_the_agent_answers_with_the_rounded_result(rounding_engine):
 
 
 def test_a_config_with_the_marker_its_tokenizer_lacks_is_refused(tmp_path, tiny_checkpoint):
-    import shutil
-
     from moss_agent.models.engine import GenerationEngine
     from moss_agent.models.tiny import build_tiny_tokenizer
+    from tests.models.conftest import checkpoint_with_config
 
-    folder = tmp_path / "broken"
-    shutil.copytree(tiny_checkpoint, folder)
-    build_tiny_tokenizer(["<|Human|>: 12 34<eoh>"] * 4, vocab_size=400, number_slots=4).save_pretrained(
-        folder
+    slots_only = build_tiny_tokenizer(["<|Human|>: 12 34<eoh>"] * 4, vocab_size=400, number_slots=4)
+    folder = checkpoint_with_config(
+        tiny_checkpoint, tmp_path / "broken", slots_only, number_slots=4, number_rounding=True
     )
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "number_slots": 4, "number_rounding": True}))
     with pytest.raises(UsageError, match="rounding"):
         GenerationEngine.from_pretrained(str(folder), device="cpu")

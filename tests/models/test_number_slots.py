@@ -194,13 +194,9 @@ def test_the_agent_answers_through_the_real_calculator(slot_engine):
 
 
 def test_a_config_with_slots_its_tokenizer_lacks_is_refused(tmp_path, tiny_checkpoint):
-    import shutil
-
     from moss_agent.models.engine import GenerationEngine
+    from tests.models.conftest import checkpoint_with_config
 
-    folder = tmp_path / "broken"
-    shutil.copytree(tiny_checkpoint, folder)
-    config = json.loads((folder / "config.json").read_text())
-    (folder / "config.json").write_text(json.dumps({**config, "number_slots": 4}))
+    folder = checkpoint_with_config(tiny_checkpoint, tmp_path / "broken", number_slots=4)
     with pytest.raises(UsageError, match="number slots"):
         GenerationEngine.from_pretrained(str(folder), device="cpu")
