@@ -11,7 +11,8 @@ are compared within a seed and averaged over seeds; ``--suite`` scores every run
 suite per seed instead), and on the custom-tool cases of that split with every tool renamed to
 made-up words (``novel_trigger``: tool choice when names cannot be recalled). Runs go
 ``--jobs`` at a time; a run whose folder already has scores is not redone. ``OUT/sweep.md`` gets
-the table, ``OUT/sweep.json`` every number.
+the table, ``OUT/sweep.json`` every number, both rewritten as each run finishes (a sweep stopped
+at its time limit keeps what it finished).
 
 Usage:
     python bench/recipe_sweep.py --out runs/sweep --seeds 0,1 \\
@@ -27,7 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ def run_one(
     eval_args: list[str],
     suite_pattern: str | None = None,
     probe: Path | None = None,
+    novel: bool = True,
 ) -> dict[str, Any]:
     """Train one variant with one seed and score it; return its numbers (or its error)."""
     folder = out / f"{name}-s{seed}"
@@ -93,7 +95,7 @@ def run_one(
     novel_scores: dict[str, Any] = {}
     heldout = folder / "heldout" / "heldout.jsonl"
     novel_summary = folder / "eval-novel" / "summary.json"
-    if heldout.is_file() and not novel_summary.is_file():
+    if novel and heldout.is_file() and not novel_summary.is_file():
         with (folder / "sweep.log").open("a") as log:
             novel = novel_name_suite(heldout, folder / "heldout" / "novel-names.jsonl")
             evaluate(folder, novel, "eval-novel", eval_args, log)
@@ -154,17 +156,29 @@ def main() -> None:
         help="also score every run on this suite (e.g. evals/suites/readme-probe.jsonl: the README's "
         "questions with other numbers); its end-to-end rate is the last column",
     )
+    parser.add_argument(
+        "--no-novel", action="store_true", help="skip the made-up-names eval (novel_trigger) of every run"
+    )
     args = parser.parse_args()
     variants = dict(v.split("=", 1) if "=" in v else (v, "") for v in args.variant)
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     args.out.mkdir(parents=True, exist_ok=True)
     jobs = [(name, flags, seed) for seed in seeds for name, flags in variants.items()]
     eval_args = shlex.split(args.eval_args)
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda job: run_one(args.out, *job, eval_args, args.suite, args.probe), jobs))
-    (args.out / "sweep.json").write_text(json.dumps(results, indent=2))
+    results: list[dict[str, Any]] = []
     report = table(results, variants)
-    (args.out / "sweep.md").write_text(report)
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        futures = [
+            pool.submit(run_one, args.out, *job, eval_args, args.suite, args.probe, not args.no_novel)
+            for job in jobs
+        ]
+        for future in as_completed(futures):
+            # Rewritten as each run finishes, so a sweep stopped at a time limit keeps its table.
+            results.append(future.result())
+            results.sort(key=lambda r: (list(variants).index(r["variant"]), r["seed"]))
+            (args.out / "sweep.json").write_text(json.dumps(results, indent=2))
+            report = table(results, variants)
+            (args.out / "sweep.md").write_text(report)
     print(report)
 
 
