@@ -177,6 +177,7 @@ def render_model_card(
     suite_summary: dict[str, Any] | None,
     parameters: int,
     weights_mb: float,
+    weights_dtype: str = "float32",
     novel_summary: dict[str, Any] | None = None,
     valid_summary: dict[str, Any] | None = None,
 ) -> str:
@@ -210,7 +211,8 @@ def render_model_card(
         f"- Architecture: CodeGen (registered as `model_type: moss`), {recipe['n_layer']} layers, "
         f"hidden {recipe['n_embd']}, {recipe['n_head']} heads, rotary dim {recipe['rotary_dim']}, "
         f"context {recipe['n_positions']} tokens.",
-        f"- Parameters: {parameters / 1e6:.2f} M; weights {weights_mb:.1f} MB (float16 safetensors).",
+        f"- Parameters: {parameters / 1e6:.2f} M; weights {weights_mb:.1f} MB ({weights_dtype} "
+        "safetensors, the weights the scores below were measured on).",
         f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token"
         + (", one token per Chinese character" if recipe.get("cjk_chars") else "")
         + ", MOSS's special tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags)"

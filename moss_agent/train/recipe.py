@@ -295,23 +295,16 @@ def run_recipe(config: RecipeConfig) -> Path:
 
 
 def install_model(final: Path, data: Path, destination: Path, model_card: str) -> Path:
-    """Copy a trained model (fp16 weights), its search corpus and its card into the package."""
-    import torch
-    from safetensors.torch import load_file, save_file
+    """Copy a trained model, its search corpus and its card into the package.
 
+    The weights are copied as they are (float32 as trained): they are the weights the card's scores
+    were measured on. Halving them to float16 moves greedy near-ties: a float16 copy of a model
+    whose float32 weights answer the README's product question right called ``Calculate("1234+12")``.
+    """
     destination.mkdir(parents=True, exist_ok=True)
     for item in final.iterdir():
-        if item.suffix in {".json", ".txt"} or item.name.startswith("tokenizer"):
+        if item.suffix in {".json", ".txt", ".safetensors"} or item.name.startswith("tokenizer"):
             shutil.copy2(item, destination / item.name)
-    weights = load_file(str(final / "model.safetensors"))
-    save_file(
-        {k: v.to(torch.float16).contiguous() for k, v in weights.items()},
-        str(destination / "model.safetensors"),
-        metadata={"format": "pt"},
-    )
-    config = json.loads((destination / "config.json").read_text())
-    config["torch_dtype"] = config["dtype"] = "float16"
-    (destination / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
     shutil.copy2(data / "corpus.jsonl", destination / "corpus.jsonl")
     (destination / "README.md").write_text(model_card, encoding="utf-8")
     return destination
@@ -376,7 +369,8 @@ def evaluate_and_install(
         heldout_summary=heldout_summary,
         suite_summary=suite_summary,
         parameters=parameters,
-        weights_mb=parameters * 2 / 1e6,
+        weights_mb=(final / "model.safetensors").stat().st_size / 1e6,
+        weights_dtype=_weights_dtype(final),
         novel_summary=novel_summary,
         valid_summary=valid_summary,
     )
@@ -394,6 +388,12 @@ def evaluate_and_install(
         )
     )
     return installed
+
+
+def _weights_dtype(final: Path) -> str:
+    """The dtype of a checkpoint's floating-point weights, as config.json names it."""
+    config = json.loads((final / "config.json").read_text())
+    return str(config.get("dtype") or config.get("torch_dtype") or "float32")
 
 
 def _numel(shape: Any) -> int:

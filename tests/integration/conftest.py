@@ -26,9 +26,17 @@ KNOWN_LIMITS = {
     "test_tool_calling_with_no_arguments": ARGUMENTS,
     "test_agent_loop": ARGUMENTS,
     "test_unicode_tool_call_integration": ARGUMENTS,
-    # The TypedDict and JSON-schema variants pass; with the pydantic schemas the model calls the
-    # schema's tool but fills `setup` with digits and leaves out `punchline`, and asked for "the setup to
-    # a joke about cats, no punchline" (the optional-parameter variant) it writes no call at all.
+    # Asked how often a letter appears with a runnable bound as a tool, the current model (shipped in
+    # stop 21) writes thoughts that garble the tool's name and no call; the one before it passed.
+    "test_bind_runnables_as_tools": SELECTION,
+    # No variant passes with the current model: it writes no call for the schema's tool (the model
+    # before it passed the TypedDict and JSON-schema variants). With the pydantic schemas that
+    # model called the schema's tool but filled `setup` with digits and left out `punchline`, and
+    # asked for "the setup to a joke about cats, no punchline" it wrote no call at all.
+    "test_structured_output[typeddict]": STRUCTURED,
+    "test_structured_output[json_schema]": STRUCTURED,
+    "test_structured_output_async[typeddict]": STRUCTURED,
+    "test_structured_output_async[json_schema]": STRUCTURED,
     "test_structured_output[pydantic]": STRUCTURED,
     "test_structured_output_async[pydantic]": STRUCTURED,
     "test_structured_output_pydantic_2_v1": STRUCTURED,

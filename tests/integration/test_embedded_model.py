@@ -83,16 +83,18 @@ def test_readme_main_command_calls_the_tools():
     assert result.exit_code == 0, result.output
     assert "Solve(" in result.stderr and "Calculate(" in result.stderr
     assert (
-        "鸡有23只，兔有12只。" in result.stdout and "1234 × 5678 = 7006652." in result.stdout
+        "鸡有23只，兔有12只。" in result.stdout and "1234 × 5678 = 7006652。" in result.stdout
     )  # as the README says
 
 
-def test_the_embedded_model_keeps_earlier_results_in_its_prompt(tmp_path):
-    """It was trained mostly on such histories; real MOSS checkpoints get MOSS's compressed ones."""
+def test_the_embedded_model_gets_compressed_results_unless_asked_to_keep_them(tmp_path):
+    """MOSS's backend sent earlier Results as None; with them kept the model copied their numbers."""
     from moss_agent.cli import _build_agent
 
     agent = _build_agent(None, device="cpu", max_new_tokens=64, plugins="Calculate")
-    assert agent.compress_history is False and agent.llm.do_sample is False
+    assert agent.compress_history is True and agent.llm.do_sample is False
+    kept = _build_agent(None, device="cpu", max_new_tokens=64, plugins="Calculate", keep_results=True)
+    assert kept.compress_history is False
 
 
 def test_small_eval_end_to_end(tmp_path):

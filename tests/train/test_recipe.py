@@ -93,4 +93,10 @@ def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tm
     assert scores["heldout"]["n"] > 0 and scores["suite"] is None and "novel_names" in scores
     card = (installed / "README.md").read_text()
     assert f"| cases | {valid_turns} |" in card.split("### Validation split")[1]
-    assert (installed / "model.safetensors").is_file() and (installed / "corpus.jsonl").is_file()
+    assert (installed / "corpus.jsonl").is_file()
+    # the shipped weights are the evaluated ones, unchanged (a float16 copy moved greedy near-ties)
+    final = run / "sft" / "final"
+    assert (installed / "model.safetensors").read_bytes() == (final / "model.safetensors").read_bytes()
+    config = json.loads((installed / "config.json").read_text())
+    assert config.get("dtype", config.get("torch_dtype")) == "float32"
+    assert "float32 safetensors, the weights the scores below were measured on" in card
