@@ -304,8 +304,10 @@ def install_model(final: Path, data: Path, destination: Path, model_card: str) -
     destination.mkdir(parents=True, exist_ok=True)
     for item in final.iterdir():
         if item.suffix in {".json", ".txt", ".safetensors"} or item.name.startswith("tokenizer"):
-            shutil.copy2(item, destination / item.name)
-    shutil.copy2(data / "corpus.jsonl", destination / "corpus.jsonl")
+            # copyfile, not copy2: safetensors writes its files owner-only (0600), which a shared
+            # install of the package could not read
+            shutil.copyfile(item, destination / item.name)
+    shutil.copyfile(data / "corpus.jsonl", destination / "corpus.jsonl")
     (destination / "README.md").write_text(model_card, encoding="utf-8")
     return destination
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -97,6 +98,12 @@ def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tm
     # the shipped weights are the evaluated ones, unchanged (a float16 copy moved greedy near-ties)
     final = run / "sft" / "final"
     assert (installed / "model.safetensors").read_bytes() == (final / "model.safetensors").read_bytes()
+    # safetensors writes its files owner-only; the installed copy takes the usual umask's mode
+    (final / "model.safetensors").chmod(0o600)
+    installed = evaluate_and_install(run, tmp_path / "installed-again", batch_size=8)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (installed / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
     config = json.loads((installed / "config.json").read_text())
     assert config.get("dtype", config.get("torch_dtype")) == "float32"
     assert "float32 safetensors, the weights the scores below were measured on" in card
