@@ -16,7 +16,8 @@ number sets paired in order (the README's own numbers first), and counts per tur
 - ``both turns``: conversations whose two answers are right.
 
 ``--full-history`` keeps the first turn's Results in the second prompt (the agent's
-``compress_history=False``); by default they are compressed to ``None``, as ``ask`` does.
+``compress_history=False``, ``ask --keep-results``); by default they are compressed to ``None``,
+as ``ask`` does.
 
 Usage: ``python bench/readme_conversation.py [MODEL ...] [--sets 40] [--full-history] [--one-by-one]``
 (no model: the embedded one). Turns of all conversations are generated as one batch per turn, or
@@ -63,12 +64,11 @@ def score(
     from moss_agent.cli import _build_agent
 
     pairs = number_sets(sets)
-    agents = [_build_agent(model, greedy=True)]
+    agents = [_build_agent(model, greedy=True, keep_results=full_history)]
     from moss_agent.agent import MossAgent
 
     base = agents[0]
     assert isinstance(base, MossAgent)
-    base.compress_history = not full_history
     agents += [  # one agent per conversation, all on one model
         MossAgent(
             base.llm,
