@@ -446,6 +446,10 @@ _RestateSolutions = Annotated[
 _MorePhrasings = Annotated[
     bool, typer.Option(help="Add the extra phrasing families (about 8 more per request kind).")
 ]
+_WidePhrasings = Annotated[
+    bool,
+    typer.Option(help="Add the wide phrasing families (12 more per tool request kind, 6 per chat kind)."),
+]
 _WrapRequests = Annotated[
     bool, typer.Option(help="Wrap half of the training requests in greetings, fillers or thanks.")
 ]
@@ -505,6 +509,7 @@ def train_data_command(
     switch_thoughts: _SwitchThoughts = _RECIPE.switch_thoughts,
     restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
+    wide_phrasings: _WidePhrasings = _RECIPE.wide_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,
@@ -557,6 +562,7 @@ def train_recipe_command(
     switch_thoughts: _SwitchThoughts = _RECIPE.switch_thoughts,
     restate_solutions: _RestateSolutions = _RECIPE.restate_solutions,
     more_phrasings: _MorePhrasings = _RECIPE.more_phrasings,
+    wide_phrasings: _WidePhrasings = _RECIPE.wide_phrasings,
     wrap_requests: _WrapRequests = _RECIPE.wrap_requests,
     mix_clauses: _MixClauses = _RECIPE.mix_clauses,
     quote_counts: _QuoteCounts = _RECIPE.quote_counts,

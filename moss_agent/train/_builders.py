@@ -26,9 +26,16 @@ from moss_agent.protocol import (
 )
 from moss_agent.tools.calculator import calculate
 from moss_agent.tools.solver import SolveError, format_solutions, solve_equations
-from moss_agent.train import _templates_en, _templates_en_extra, _templates_zh, _templates_zh_extra
+from moss_agent.train import (
+    _templates_en,
+    _templates_en_extra,
+    _templates_en_wide,
+    _templates_zh,
+    _templates_zh_extra,
+    _templates_zh_wide,
+)
 from moss_agent.train._clauses import splice_template
-from moss_agent.train._custom import GENERIC_ASK, CustomTool, rename_tool
+from moss_agent.train._custom import GENERIC_ASK, WIDE_GENERIC_ASK, CustomTool, rename_tool
 from moss_agent.train._vocab import ATTR as _ATTR
 from moss_agent.train._vocab import CAGE as _CAGE
 from moss_agent.train._vocab import CONVERT as _CONVERT
@@ -42,6 +49,7 @@ __all__ = ["CALC_KINDS", "CHAT_KINDS", "SEARCH_KINDS", "Families", "TurnBuilder"
 
 TEMPLATES = {"zh": _templates_zh, "en": _templates_en}
 EXTRA_HUMAN = {"zh": _templates_zh_extra.HUMAN_EXTRA, "en": _templates_en_extra.HUMAN_EXTRA}
+WIDE_HUMAN = {"zh": _templates_zh_wide.HUMAN_WIDE, "en": _templates_en_wide.HUMAN_WIDE}
 CALC_KINDS = (
     "add",
     "sub",
@@ -133,11 +141,15 @@ def build_families(
     archetype_keys: Sequence[str],
     archetype_asks: Callable[[str, str], Sequence[str]],
     more_phrasings: bool = False,
+    wide_phrasings: bool = False,
 ) -> Families:
     """Register every family of both languages and choose the held-out ones.
 
     With ``more_phrasings`` the extra families are added after the base ones (numbered on) and
-    held out on their own, so every base family keeps the status it has without them.
+    held out on their own, so every base family keeps the status it has without them;
+    ``wide_phrasings`` adds the wide families, and more phrasings for any custom tool, after those
+    in the same way (numbered after the extra ones whether or not those are on, so a family's name
+    never depends on the options).
     """
     families = Families()
     for lang, module in TEMPLATES.items():
@@ -148,12 +160,19 @@ def build_families(
         for key, templates in GENERIC_ASK[lang].items():
             families.add(f"{lang}.custom.generic.{key}", templates)
     families.hold_out(seed)
-    if more_phrasings:
+    packs = [(EXTRA_HUMAN, "holdout-extra", more_phrasings), (WIDE_HUMAN, "holdout-wide", wide_phrasings)]
+    for pack, salt, wanted in packs:
+        if not wanted:
+            continue
         extra = Families()
         for lang, module in TEMPLATES.items():
-            for kind, templates in EXTRA_HUMAN[lang].items():
-                extra.add(f"{lang}.{kind}", templates, start=len(module.HUMAN[kind]))
-        extra.hold_out(seed, salt="holdout-extra")
+            for kind, templates in pack[lang].items():
+                start = len(module.HUMAN[kind]) + (len(EXTRA_HUMAN[lang][kind]) if pack is WIDE_HUMAN else 0)
+                extra.add(f"{lang}.{kind}", templates, start=start)
+            if pack is WIDE_HUMAN:
+                for key, templates in WIDE_GENERIC_ASK[lang].items():
+                    extra.add(f"{lang}.custom.generic.{key}", templates, start=len(GENERIC_ASK[lang][key]))
+        extra.hold_out(seed, salt=salt)
         families.templates.update(extra.templates)
         for group, members in extra.groups.items():
             families.groups[group] += members

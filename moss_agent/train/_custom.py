@@ -523,6 +523,51 @@ GENERIC_ASK: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
+#: More phrasings for any tool, added as further ``custom.generic.*`` families under ``wide_phrasings``.
+WIDE_GENERIC_ASK: dict[str, dict[str, tuple[str, ...]]] = {
+    "en": {
+        "args": (
+            "Please run {tool} with these arguments: {kv}.",
+            "{tool}({vals_c}) - what does it give?",
+            "Could you invoke {tool}? The inputs are {vals}.",
+            "hey, try {tool} on {vals}",
+            "I'd like you to call the {tool} function, passing {kv}.",
+            "What is the output of {tool} when given {vals}?",
+            "Go ahead and use {tool}: {kv}.",
+            "Run this for me: {tool}({vals_c})",
+        ),
+        "noargs": (
+            "Run {tool}, please.",
+            "hey can you invoke {tool}",
+            "What do I get from {tool}() at the moment?",
+            "Trigger the {tool} function and tell me what it says.",
+            "Give me whatever {tool} outputs.",
+            "{tool}() please",
+        ),
+    },
+    "zh": {
+        "args": (
+            "麻烦调用{tool}，传入{kv}。",
+            "{tool}({vals_c})的结果是多少？",
+            "能不能帮我用{tool}处理一下：{kv}？",
+            "执行{tool}，用这些输入：{kv}",
+            "把{vals}交给{tool}跑一下。",
+            "我想看看{tool}对{vals}的输出。",
+            "调用{tool}这个工具，输入{vals}，结果告诉我。",
+            "劳驾执行一下{tool}({vals_c})，谢谢。",
+        ),
+        "noargs": (
+            "执行一下{tool}吧。",
+            "{tool}()的输出是什么？",
+            "麻烦运行{tool}这个工具，把结果告诉我。",
+            "用{tool}看一下。",
+            "请帮我触发{tool}。",
+            "跑一下{tool}，看看返回了啥。",
+        ),
+    },
+}
+
+
 @dataclass(frozen=True)
 class CustomTool:
     """A concrete invented tool.

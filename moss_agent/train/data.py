@@ -396,7 +396,11 @@ def generate_dataset(
             out.write(json.dumps(document, ensure_ascii=False) + "\n")
     asks = {(a.key, "en"): a.ask_en for a in ARCHETYPES} | {(a.key, "zh"): a.ask_zh for a in ARCHETYPES}
     families: Families = build_families(
-        seed, [a.key for a in ARCHETYPES], lambda key, lang: asks[(key, lang)], o.more_phrasings
+        seed,
+        [a.key for a in ARCHETYPES],
+        lambda key, lang: asks[(key, lang)],
+        more_phrasings=o.more_phrasings,
+        wide_phrasings=o.wide_phrasings,
     )
     search = _search_function(corpus_path)
     solve_cache: dict[str, str] = {}

@@ -134,6 +134,11 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         "- Extra phrasing families (about 8 more per request kind), 18 % of them held out as well.",
     ),
     (
+        "wide_phrasings",
+        "- Wide phrasing families (about 12 more per tool request kind, 6 per chat kind), 18 % of them held out"
+        " as well.",
+    ),
+    (
         "wrap_requests",
         "- About half of the training requests carry a greeting, filler or thanks around them.",
     ),

@@ -24,6 +24,10 @@ class DataOptions:
             per request kind). The base families keep their held-out status; 18 % of the extra
             families of every group are held out too, so the test split grows (this option does
             change user turns).
+        wide_phrasings: Add the wide phrasing families of ``_templates_*_wide`` (about 12 more
+            per request kind of the built-in tools, 6 per chat kind; terse, long, informal and
+            literal-expression wordings), numbered after the extra ones. 18 % of them are held
+            out too, so the test split grows (this option does change user turns).
         wrap_requests: About half of the training split's tool requests get a greeting, filler
             or thanks around them (:mod:`moss_agent.train._wrappers`).
         mix_clauses: Many of the training split's requests are phrased by splicing the opening
@@ -58,6 +62,7 @@ class DataOptions:
     switch_thoughts: bool = True
     restate_solutions: bool = False
     more_phrasings: bool = True
+    wide_phrasings: bool = False
     wrap_requests: bool = True
     mix_clauses: bool = True
     quote_counts: bool = True
@@ -72,6 +77,7 @@ class DataOptions:
 #: Options that ``dataset_info.json`` names only when they are on, in this order.
 OPTIONAL_KEYS = (
     "more_phrasings",
+    "wide_phrasings",
     "wrap_requests",
     "mix_clauses",
     "quote_counts",

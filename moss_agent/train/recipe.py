@@ -81,6 +81,7 @@ class RecipeConfig:
     switch_thoughts: bool = _DATA.switch_thoughts
     restate_solutions: bool = _DATA.restate_solutions
     more_phrasings: bool = _DATA.more_phrasings
+    wide_phrasings: bool = _DATA.wide_phrasings
     wrap_requests: bool = _DATA.wrap_requests
     mix_clauses: bool = _DATA.mix_clauses
     quote_counts: bool = _DATA.quote_counts

@@ -406,10 +406,78 @@ def test_more_phrasings_keep_the_base_held_out_families(dataset: DatasetInfo, tm
     assert seen_extra["train"] > 50 and seen_extra["test"] > 5
 
 
+def _family_index(family: str) -> tuple[str, str, int]:
+    lang, *kind, index = family.split(".")
+    return lang, ".".join(kind), int(index)
+
+
+def test_wide_phrasings_keep_the_other_held_out_families(tmp_path: Path) -> None:
+    from moss_agent.train._builders import EXTRA_HUMAN, TEMPLATES, WIDE_HUMAN
+    from moss_agent.train._custom import GENERIC_ASK, WIDE_GENERIC_ASK
+
+    def is_wide(family: str) -> bool:
+        lang, kind, index = _family_index(family)
+        if kind.startswith("custom."):
+            generic = kind.startswith("custom.generic.")
+            return generic and index >= len(GENERIC_ASK[lang][kind.rsplit(".", 1)[1]])
+        return index >= len(TEMPLATES[lang].HUMAN[kind]) + len(EXTRA_HUMAN[lang][kind])
+
+    more_options = replace(PLAIN, more_phrasings=True)
+    more = generate_dataset(tmp_path / "more", seed=0, options=more_options, **SIZES)
+    wide = generate_dataset(
+        tmp_path / "wide", seed=0, options=replace(more_options, wide_phrasings=True), **SIZES
+    )
+    assert wide.stats["wide_phrasings"] is True and "wide_phrasings" not in more.stats
+    more_held, wide_held = set(more.stats["held_out_families"]), set(wide.stats["held_out_families"])
+    added_count = sum(len(t) for table in WIDE_HUMAN.values() for t in table.values())
+    added_count += sum(len(t) for table in WIDE_GENERIC_ASK.values() for t in table.values())
+    assert wide.stats["families"] == more.stats["families"] + added_count
+    added = wide_held - more_held
+    assert more_held < wide_held and all(is_wide(f) for f in added)
+    assert 0.1 * added_count < len(added) < 0.25 * added_count
+    seen = {"train": 0, "test": 0}
+    for split in ("train", "test"):
+        for record in records(wide, split):
+            for _, expect in turns(record):
+                family = expect["family"]
+                if ".custom." not in family or ".generic." in family:
+                    assert (family in wide_held) == (split == "test")
+                seen[split] += is_wide(family)
+    assert seen["train"] > 80 and seen["test"] > 5
+
+
+def test_wide_templates_fill_the_slots_of_their_kind() -> None:
+    import string
+
+    from moss_agent.train._builders import EXTRA_HUMAN, TEMPLATES, WIDE_HUMAN
+    from moss_agent.train._custom import GENERIC_ASK, WIDE_GENERIC_ASK
+
+    def slots(template: str) -> frozenset[str]:
+        return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
+
+    for lang, table in WIDE_HUMAN.items():
+        assert list(table) == list(TEMPLATES[lang].HUMAN)  # every kind, same order
+        for kind, templates in table.items():
+            known = {slots(t) for other in TEMPLATES for t in TEMPLATES[other].HUMAN.get(kind, [])}
+            known |= {slots(t) for other in EXTRA_HUMAN for t in EXTRA_HUMAN[other].get(kind, [])}
+            older = set(TEMPLATES[lang].HUMAN[kind]) | set(EXTRA_HUMAN[lang][kind])
+            assert len(set(templates)) == len(templates) >= 6 and not older & set(templates)
+            assert all(slots(t) in known for t in templates), kind
+    for lang, table in WIDE_GENERIC_ASK.items():
+        for key, templates in table.items():
+            known = {slots(t) for t in GENERIC_ASK[lang][key]}
+            assert {slots(t) for t in templates} <= known
+            assert not set(templates) & set(GENERIC_ASK[lang][key])
+
+
 def test_extra_templates_and_wrappers_avoid_the_banned_strings() -> None:
     from moss_agent.train import _templates_en_extra, _templates_zh_extra, _wrappers
+    from moss_agent.train._builders import WIDE_HUMAN
+    from moss_agent.train._custom import WIDE_GENERIC_ASK
 
     texts = [t for m in (_templates_en_extra, _templates_zh_extra) for v in m.HUMAN_EXTRA.values() for t in v]
+    texts += [t for table in WIDE_HUMAN.values() for v in table.values() for t in v]
+    texts += [t for table in WIDE_GENERIC_ASK.values() for v in table.values() for t in v]
     texts += [w for table in (_wrappers._PREFIX, _wrappers._SUFFIX) for v in table.values() for w in v]
     assert len(texts) > 500
     for module in (_templates_en_extra, _templates_zh_extra):  # 8 per request kind, 5 per follow-up/chat
