@@ -26,8 +26,9 @@ class DataOptions:
             change user turns).
         wide_phrasings: Add the wide phrasing families of ``_templates_*_wide`` (about 12 more
             per request kind of the built-in tools, 6 per chat kind; terse, long, informal and
-            literal-expression wordings), numbered after the extra ones. 18 % of them are held
-            out too, so the test split grows (this option does change user turns).
+            literal-expression wordings), numbered after the extra ones, and 14 more ways per
+            language to ask for any declared custom tool (``_custom.WIDE_GENERIC_ASK``). 18 % of
+            them are held out too, so the test split grows (this option does change user turns).
         wrap_requests: About half of the training split's tool requests get a greeting, filler
             or thanks around them (:mod:`moss_agent.train._wrappers`).
         mix_clauses: Many of the training split's requests are phrased by splicing the opening
