@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -385,30 +386,43 @@ def test_more_phrasings_keep_the_base_held_out_families(dataset: DatasetInfo, tm
     extra_tables = {"en": _templates_en_extra.HUMAN_EXTRA, "zh": _templates_zh_extra.HUMAN_EXTRA}
 
     def is_extra(family: str) -> bool:
-        lang, *kind, index = family.split(".")
-        return ".".join(kind) in extra_tables[lang] and int(index) >= len(base_tables[lang][".".join(kind)])
+        lang, kind, index = _family_index(family)
+        return kind in extra_tables[lang] and index >= len(base_tables[lang][kind])
 
     more = generate_dataset(tmp_path / "more", seed=0, options=replace(PLAIN, more_phrasings=True), **SIZES)
-    base_held, more_held = set(dataset.stats["held_out_families"]), set(more.stats["held_out_families"])
     extra = sum(len(t) for table in extra_tables.values() for t in table.values())
-    assert more.stats["families"] == dataset.stats["families"] + extra
-    added = more_held - base_held
-    assert base_held < more_held and all(is_extra(f) for f in added)
-    assert 0.1 * extra < len(added) < 0.25 * extra
-    seen_extra = {"train": 0, "test": 0}
-    for split in ("train", "test"):
-        for record in records(more, split):
-            for _, expect in turns(record):
-                family = expect["family"]
-                if ".custom." not in family:
-                    assert (family in more_held) == (split == "test")
-                    seen_extra[split] += is_extra(family)
+    seen_extra = check_added_families(dataset, more, extra, is_extra, lambda family: ".custom." not in family)
     assert seen_extra["train"] > 50 and seen_extra["test"] > 5
 
 
 def _family_index(family: str) -> tuple[str, str, int]:
     lang, *kind, index = family.split(".")
     return lang, ".".join(kind), int(index)
+
+
+def check_added_families(
+    before: DatasetInfo,
+    after: DatasetInfo,
+    count: int,
+    is_new: Callable[[str], bool],
+    tracked: Callable[[str], bool],
+) -> dict[str, int]:
+    """Check that ``after`` adds ``count`` families to ``before``, holds out about 18 % of them and
+    keeps every earlier family's status; the turns of each split that use a new family."""
+    before_held, after_held = set(before.stats["held_out_families"]), set(after.stats["held_out_families"])
+    assert after.stats["families"] == before.stats["families"] + count
+    added = after_held - before_held
+    assert before_held < after_held and all(is_new(f) for f in added)
+    assert 0.1 * count < len(added) < 0.25 * count
+    seen = {"train": 0, "test": 0}
+    for split in ("train", "test"):
+        for record in records(after, split):
+            for _, expect in turns(record):
+                family = expect["family"]
+                if tracked(family):
+                    assert (family in after_held) == (split == "test")
+                seen[split] += is_new(family)
+    return seen
 
 
 def test_wide_phrasings_keep_the_other_held_out_families(tmp_path: Path) -> None:
@@ -428,21 +442,11 @@ def test_wide_phrasings_keep_the_other_held_out_families(tmp_path: Path) -> None
         tmp_path / "wide", seed=0, options=replace(more_options, wide_phrasings=True), **SIZES
     )
     assert wide.stats["wide_phrasings"] is True and "wide_phrasings" not in more.stats
-    more_held, wide_held = set(more.stats["held_out_families"]), set(wide.stats["held_out_families"])
     added_count = sum(len(t) for table in WIDE_HUMAN.values() for t in table.values())
     added_count += sum(len(t) for table in WIDE_GENERIC_ASK.values() for t in table.values())
-    assert wide.stats["families"] == more.stats["families"] + added_count
-    added = wide_held - more_held
-    assert more_held < wide_held and all(is_wide(f) for f in added)
-    assert 0.1 * added_count < len(added) < 0.25 * added_count
-    seen = {"train": 0, "test": 0}
-    for split in ("train", "test"):
-        for record in records(wide, split):
-            for _, expect in turns(record):
-                family = expect["family"]
-                if ".custom." not in family or ".generic." in family:
-                    assert (family in wide_held) == (split == "test")
-                seen[split] += is_wide(family)
+    seen = check_added_families(
+        more, wide, added_count, is_wide, lambda family: ".custom." not in family or ".generic." in family
+    )
     assert seen["train"] > 80 and seen["test"] > 5
 
 
