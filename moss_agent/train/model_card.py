@@ -135,8 +135,8 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
     ),
     (
         "wide_phrasings",
-        "- Wide phrasing families (about 12 more per tool request kind, 6 per chat kind), 18 % of them held out"
-        " as well.",
+        "- Wide phrasing families (12 more per tool request kind, 6 per chat kind, 14 more ways per language to"
+        " ask for any declared tool), 18 % of them held out as well.",
     ),
     (
         "wrap_requests",
