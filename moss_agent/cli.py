@@ -488,6 +488,12 @@ _SwitchLanguages = Annotated[
     bool,
     typer.Option(help="Ask about a third of later multi-turn training turns in the other language."),
 ]
+_ContextTurns = Annotated[
+    bool,
+    typer.Option(
+        help="Put an earlier turn (any tool, often the other language) before 30 % of training turns."
+    ),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -519,6 +525,7 @@ def train_data_command(
     novel_names: _NovelNames = _RECIPE.novel_names,
     api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
     switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
+    context_turns: _ContextTurns = _RECIPE.context_turns,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -572,6 +579,7 @@ def train_recipe_command(
     novel_names: _NovelNames = _RECIPE.novel_names,
     api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
     switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
+    context_turns: _ContextTurns = _RECIPE.context_turns,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,

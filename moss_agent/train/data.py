@@ -118,20 +118,37 @@ def _enabled(
 
 #: With ``switch_languages``: the chance that a later turn of a multi-turn conversation changes language.
 SWITCH_LANGUAGE_RATE = 0.35
+#: With ``context_turns``: the chance that a one-turn built-in conversation of the training split
+#: gets an earlier turn, how often that turn is in the other language, how often its Results are
+#: compressed to ``None`` (as the agent sends earlier turns by default), and the weights of its kinds.
+CONTEXT_TURN_RATE = 0.3
+CONTEXT_OTHER_LANGUAGE = 0.5
+CONTEXT_COMPRESS = 0.75
+CONTEXT_KINDS = {"calculate": 3, "solve": 3, "search": 2, "text2image": 1, "no_tool": 1}
 
 
 class _Generator:
     """Generates whole conversations for one split."""
 
-    def __init__(self, builder: TurnBuilder, switch_rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        builder: TurnBuilder,
+        switch_rng: random.Random | None = None,
+        context_rng: random.Random | None = None,
+    ) -> None:
         self.b = builder
         self.switch_rng = switch_rng
         """With ``switch_languages`` (training split): switches later turns' language."""
+        self.context_rng = context_rng
+        """With ``context_turns`` (training split): draws earlier turns for one-turn conversations."""
+        self.compress_context = False
+        """Whether the last conversation's added earlier turn is sent with its Results compressed."""
 
     def conversation(
         self, rng: random.Random, intent: str
     ) -> tuple[str, list[TurnSpec], str, list[str], list[CustomTool]]:
         """``(lang, turns, meta_instruction, enabled, custom tools)`` for an intent."""
+        self.compress_context = False
         if intent == "custom" or (intent == "multi_turn" and rng.random() < 0.3):
             return self.custom_conversation(rng, intent)
         lang = rng.choice(("zh", "en"))
@@ -150,7 +167,36 @@ class _Generator:
             if turns and self.switch_rng is not None and self.switch_rng.random() < SWITCH_LANGUAGE_RATE:
                 turn_lang = "en" if turn_lang == "zh" else "zh"
             turns.append(self.builtin_turn(rng, turn_lang, kind, arg, turns))
+        if len(turns) == 1 and self.context_rng is not None:
+            turns, enabled = self.add_context(lang, turns, enabled, need_off)
         return lang, turns, render_meta_instruction(enabled), enabled, []
+
+    def add_context(
+        self, lang: str, turns: list[TurnSpec], enabled: list[str], need_off: set[str]
+    ) -> tuple[list[TurnSpec], list[str]]:
+        """``turns`` with, now and then, an earlier turn of another kind (and language) put before them.
+
+        The earlier turn's tool is enabled too (unless the conversation needs it off), so the model
+        learns to read the last request afresh after any call: a 鸡兔同笼 Solve call, then "What is
+        1234 multiplied by 5678?", must not copy the earlier call's operators.
+        """
+        rng = self.context_rng
+        assert rng is not None
+        if rng.random() >= CONTEXT_TURN_RATE:
+            return turns, enabled
+        kinds = [k for k in CONTEXT_KINDS if _TOOL_OF.get(k) not in need_off]
+        kind = rng.choices(kinds, [CONTEXT_KINDS[k] for k in kinds])[0]
+        other = "en" if lang == "zh" else "zh"
+        context_lang = other if rng.random() < CONTEXT_OTHER_LANGUAGE else lang
+        try:
+            earlier = self.builtin_turn(rng, context_lang, kind, None, [])
+        except LookupError:  # no family of this split fits the drawn request: no earlier turn
+            return turns, enabled
+        self.compress_context = rng.random() < CONTEXT_COMPRESS
+        tool = _TOOL_OF.get(kind)
+        if tool is not None and tool not in enabled:
+            enabled = [p for p in DEFAULT_PLUGINS if p in enabled or p == tool]
+        return [earlier, *turns], enabled
 
     def multi_plan(self, rng: random.Random) -> list[tuple[str, str | None]]:
         kinds: list[tuple[str, str | None]] = []
@@ -306,8 +352,8 @@ def _write_split(
                 if wrap_rng is not None:  # own stream: the conversations drawn stay the same
                     for spec in specs:
                         if spec.expect["intent"] != "no_tool":
-                            spec.human = wrap_request(wrap_rng, lang, spec.human)
-                compress = intent == "multi_turn" and rng.random() < 0.4
+                            spec.human = wrap_request(wrap_rng, _language(spec), spec.human)
+                compress = (intent == "multi_turn" and rng.random() < 0.4) or generator.compress_context
                 record = _record(conversation_id, intent, lang, meta, specs, compress)
                 line = json.dumps(record, ensure_ascii=False)
                 if is_clean(line):
@@ -332,6 +378,11 @@ def _write_split(
         if name not in (*DEFAULT_PLUGINS, "None"):
             stats["calls_by_tool"].pop(name)
             stats["calls_by_tool"]["custom"] = stats["calls_by_tool"].get("custom", 0) + value
+
+
+def _language(spec: TurnSpec) -> str:
+    """The language a turn is asked in (its family's prefix: ``en.calc.add.3``)."""
+    return str(spec.expect["family"]).split(".", 1)[0]
 
 
 def _search_function(corpus_path: Path) -> Any:
@@ -421,7 +472,11 @@ def generate_dataset(
         wrap_rng = _train_stream(seed, split, "wrap", o.wrap_requests)
         _write_split(
             out_dir / f"{split}.jsonl",
-            _Generator(builder, _train_stream(seed, split, "languages", o.switch_languages)),
+            _Generator(
+                builder,
+                _train_stream(seed, split, "languages", o.switch_languages),
+                _train_stream(seed, split, "context", o.context_turns),
+            ),
             n,
             random.Random(f"{seed}:{split}"),
             stats,

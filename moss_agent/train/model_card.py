@@ -172,6 +172,11 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         "- About a third of the later turns of multi-turn training conversations are asked in the other"
         " language (a Chinese question, then an English one).",
     ),
+    (
+        "context_turns",
+        "- About 30 % of the one-turn training conversations get an earlier turn of another kind put"
+        " before them (half in the other language), so a call reads its own request, not the earlier call.",
+    ),
 )
 
 

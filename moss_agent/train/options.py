@@ -58,6 +58,15 @@ class DataOptions:
             does). Without it 7 of 2714 such conversations change language. It draws from an
             RNG stream of its own, but the turns after a switched one are drawn in the other
             language, so the training conversations after the first switch differ.
+        context_turns: About 30 % of the training split's one-turn built-in conversations get an
+            earlier turn put before them: a Calculate, Solve, Search, Text2Image or chat turn, half
+            of them in the other language, 75 % with their Results compressed to ``None`` as the
+            agent sends earlier turns. Without it 89 % of the conversations have one turn, and only
+            about 240 of 34000 ask for a calculation right after a Solve call, so a call after a
+            鸡兔同笼 turn could copy that call's operators (``Calculate("1234+5678")`` for "What is
+            1234 multiplied by 5678?"). Its own RNG stream draws the earlier turns, but they take
+            values from the streams of other training-only options, so those options' draws for
+            the later turns differ.
     """
 
     switch_thoughts: bool = True
@@ -73,6 +82,7 @@ class DataOptions:
     novel_names: bool = False
     api_thoughts: bool = False
     switch_languages: bool = False
+    context_turns: bool = False
 
 
 #: Options that ``dataset_info.json`` names only when they are on, in this order.
@@ -88,4 +98,5 @@ OPTIONAL_KEYS = (
     "novel_names",
     "api_thoughts",
     "switch_languages",
+    "context_turns",
 )

@@ -91,6 +91,7 @@ class RecipeConfig:
     novel_names: bool = _DATA.novel_names
     api_thoughts: bool = _DATA.api_thoughts
     switch_languages: bool = _DATA.switch_languages
+    context_turns: bool = _DATA.context_turns
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
     number_slots: int = 32

@@ -11,7 +11,7 @@ import pytest
 
 from moss_agent.conversations import parse_conversation, render_turn_fields
 from moss_agent.errors import UsageError
-from moss_agent.protocol import builtin_plugins, parse_commands, parse_section
+from moss_agent.protocol import builtin_plugins, parse_commands, parse_meta_instruction, parse_section
 from moss_agent.tools.calculator import calculate
 from moss_agent.tools.search_backends import read_corpus
 from moss_agent.tools.solver import format_solutions, solve, solve_equations
@@ -688,3 +688,58 @@ def test_switch_languages_changes_the_language_of_later_training_turns(
             reply = parse_section(turn["MOSS"], "MOSS")
             if not re.search(r"[\u4e00-\u9fff]", human) and re.search(r"[A-Za-z]{3,}", human):
                 assert not re.search(r"[\u4e00-\u9fff]{2}", reply), (human, reply)
+
+
+def test_context_turns_put_an_earlier_turn_before_one_turn_training_conversations(
+    dataset: DatasetInfo, tmp_path: Path
+) -> None:
+    context = generate_dataset(
+        tmp_path / "context", seed=0, options=replace(PLAIN, context_turns=True), **SIZES
+    )
+    assert context.stats["context_turns"] is True and "context_turns" not in dataset.stats
+    for split in ("valid", "test"):  # a training-only option: the other splits stay byte for byte
+        assert (context.out_dir / f"{split}.jsonl").read_bytes() == (
+            dataset.out_dir / f"{split}.jsonl"
+        ).read_bytes()
+    one_turn = ("calculate", "solve", "search", "text2image", "no_tool", "disabled")
+    added, other_language, called, compressed, earlier_tools = 0, 0, 0, 0, set()
+    for plain, record in zip(records(dataset, "train"), records(context, "train"), strict=True):
+        if plain["num_turns"] == record["num_turns"]:
+            assert plain == record  # untouched conversations stay as they were
+            continue
+        added += 1
+        assert record["intent"] in one_turn and (plain["num_turns"], record["num_turns"]) == (1, 2)
+        # the conversation's own turn is the same turn: the earlier turn draws from its own stream
+        assert (
+            record["chat"]["turn_2"] == plain["chat"]["turn_1"] and record["expect"][1] == plain["expect"][0]
+        )
+        assert record["family"] == plain["family"] and record["lang"] == plain["lang"]
+        earlier, expect = turns(record)[0]
+        enabled = parse_meta_instruction(record["meta_instruction"]).enabled
+        assert enabled >= parse_meta_instruction(plain["meta_instruction"]).enabled
+        calls = commands(earlier).invocations
+        if calls:  # its tool is enabled: never the tool a disabled-tool turn needs off
+            assert calls[0].name == expect["tool"] and expect["tool"] in enabled
+            earlier_tools.add(expect["tool"])
+            called += 1
+            compressed += earlier["Tool Responses"] == "<|Results|>:\nNone\n<eor>\n"
+        other_language += expect["family"][:2] != record["lang"]
+    eligible = sum(r["intent"] in one_turn for r in records(dataset, "train"))
+    assert 0.15 * eligible <= added <= 0.45 * eligible  # about 30 %
+    assert 0.25 * added <= other_language <= 0.75 * added  # about half
+    assert 0.5 * called <= compressed < called  # about 75 %, as the agent sends earlier turns
+    assert earlier_tools >= {"Calculate", "Solve", "Search"}
+
+
+def test_wrapped_requests_take_the_language_of_their_own_turn(tmp_path: Path) -> None:
+    options = replace(PLAIN, context_turns=True, switch_languages=True, wrap_requests=True)
+    info = generate_dataset(tmp_path / "wrapped", seed=0, options=options, **SIZES)
+    mixed = 0
+    for record in records(info, "train"):
+        languages = {expect["family"][:2] for _, expect in turns(record)}
+        mixed += len(languages) > 1
+        for fields, expect in turns(record):
+            human = parse_section(fields["Human"], "Human")
+            if expect["family"].startswith("en."):  # no Chinese greeting or thanks around an English request
+                assert not re.search(r"[\u4e00-\u9fff]", human), human
+    assert mixed >= 20
