@@ -741,9 +741,15 @@ def train_suite_command(
         bool,
         typer.Option(help="Also write OUT's custom-tool cases with every tool renamed to made-up words."),
     ] = False,
+    after_call: Annotated[
+        bool,
+        typer.Option(
+            help="Also write OUT's one-turn cases, each after an earlier turn that called a built-in tool."
+        ),
+    ] = False,
 ) -> None:
     """Turn a dataset's held-out test split into an eval suite for `moss-agent eval`."""
-    from moss_agent.train.heldout import heldout_suite, novel_name_suite
+    from moss_agent.train.heldout import after_call_suite, heldout_suite, novel_name_suite
 
     for name in ("test.jsonl", "corpus.jsonl"):
         if not (data / name).is_file():
@@ -753,6 +759,9 @@ def train_suite_command(
     if made_up_names:
         novel = novel_name_suite(suite, out.with_name(out.stem + ".made-up-names.jsonl"))
         typer.echo(f"wrote {novel}")
+    if after_call:
+        after = after_call_suite(suite, data / "test.jsonl", out.with_name(out.stem + ".after-call.jsonl"))
+        typer.echo(f"wrote {after}")
 
 
 @train_app.command("install")

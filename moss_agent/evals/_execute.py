@@ -112,9 +112,16 @@ def _make_agent(target: EvalTarget, case: EvalCase, registry: Any) -> Any:
         except Exception:  # not loaded / not known: keep the agent's default
             pass
     agent = MossAgent(target.model, tools=registry, plugins=case.plugins, **kwargs)
-    # Earlier turns are no-call turns, written as MOSS's data writes them.
+    # Earlier turns are no-call turns, written as MOSS's data writes them, unless they record calls:
+    # then their Commands are written and their Results compressed, as the agent sends earlier turns.
     agent.history = [
-        Turn(human=user, thoughts=NO_CALL, commands=Commands(), results=Results(), reply=reply)
+        Turn(
+            human=user,
+            thoughts=reply.thoughts if reply.thoughts is not None else NO_CALL,
+            commands=Commands(reply.invocations),
+            results=Results(),
+            reply=reply.content,
+        )
         for user, reply in case.history
     ]
     return agent
@@ -182,17 +189,35 @@ def _describe_ai(message: Any) -> str:
     return text + ("\n[tool calls] " + "; ".join(calls) if calls else "")
 
 
-def _run_chat_case(target: EvalTarget, case: EvalCase, registry: Any) -> CaseResult:
+def _chat_history(case: EvalCase, tools: Sequence[Any]) -> list[Any]:
+    """The case's messages for a chat model; an earlier turn's calls become tool calls and results."""
     from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
+    from moss_agent.models.chat_prompt import invocations_to_tool_calls, tools_to_plugins
+
+    bound = {b.name: b for b in tools_to_plugins(tools)}
+    messages: list[BaseMessage] = []
+    for message in case.messages:
+        if message.role == "user":
+            messages.append(HumanMessage(message.content))
+            continue
+        if message.calls:
+            tool_calls, _ = invocations_to_tool_calls(message.invocations, bound)
+            messages.append(AIMessage("", tool_calls=tool_calls))
+            messages += [ToolMessage("None", tool_call_id=c["id"] or "", name=c["name"]) for c in tool_calls]
+        messages.append(AIMessage(message.content))
+    return messages
+
+
+def _run_chat_case(target: EvalTarget, case: EvalCase, registry: Any) -> CaseResult:
+    from langchain_core.messages import ToolMessage
 
     from moss_agent.protocol import ToolInvocation
 
     started = time.perf_counter()
     tools = [registry.plugins[name].tool for name in case.plugins]
     model = target.model.bind_tools(tools) if tools else target.model
-    messages: list[BaseMessage] = [
-        HumanMessage(m.content) if m.role == "user" else AIMessage(m.content) for m in case.messages
-    ]
+    messages = _chat_history(case, tools)
     calls: list[CallRecord] = []
     generations: list[str] = []
     parse_errors: list[str] = []

@@ -37,7 +37,7 @@ from pydantic import (
 
 from moss_agent.conversations import ConversationRecord, parse_conversation
 from moss_agent.errors import MossAgentError, UsageError
-from moss_agent.protocol import DEFAULT_PLUGINS, ToolInvocation
+from moss_agent.protocol import DEFAULT_PLUGINS, ToolInvocation, parse_commands
 
 __all__ = [
     "CORPUS_SUFFIX",
@@ -55,6 +55,9 @@ __all__ = [
 #: A suite ``NAME.jsonl`` searches the corpus ``NAME.corpus.jsonl`` beside it, when present.
 CORPUS_SUFFIX = ".corpus.jsonl"
 MAX_SUITE_BYTES = 200_000_000
+#: Most calls of an earlier assistant turn, and most characters of one call or thought.
+MAX_HISTORY_CALLS = 8
+MAX_CALL_CHARS = 2_000
 
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
@@ -68,6 +71,30 @@ class Message(BaseModel):
     """Who wrote it."""
     content: str
     """The text."""
+    thoughts: str | None = Field(default=None, max_length=MAX_CALL_CHARS)
+    """An assistant turn's Inner Thoughts (for a turn with ``calls``; default: a no-call thought)."""
+    calls: list[str] = Field(default_factory=list, max_length=MAX_HISTORY_CALLS)
+    """An assistant turn's calls as MOSS writes them (``Solve("x+y=35, 2x+4y=94")``). The agent
+    puts the turn in the prompt with these Commands and its Results compressed to ``None``, as it
+    sends earlier turns; a chat target gets them as the AI message's tool calls, each with the
+    result ``None``."""
+
+    @model_validator(mode="after")
+    def _check_calls(self) -> Message:
+        if (self.calls or self.thoughts is not None) and self.role != "assistant":
+            raise ValueError("only assistant messages have thoughts or calls")
+        for call in self.calls:
+            if len(call) > MAX_CALL_CHARS:
+                raise ValueError(f"a call is longer than {MAX_CALL_CHARS} characters")
+            commands = parse_commands(call)
+            if commands.errors or len(commands.invocations) != 1:
+                raise ValueError(f"{call[:80]!r} is not one call in MOSS syntax")
+        return self
+
+    @property
+    def invocations(self) -> tuple[ToolInvocation, ...]:
+        """The parsed :attr:`calls`."""
+        return tuple(parse_commands(call).invocations[0] for call in self.calls)
 
 
 class CustomToolSpec(BaseModel):
@@ -215,10 +242,10 @@ class EvalCase(BaseModel):
         return self.messages[-1].content
 
     @property
-    def history(self) -> list[tuple[str, str]]:
-        """Earlier ``(user, assistant)`` pairs."""
+    def history(self) -> list[tuple[str, Message]]:
+        """Earlier ``(user text, assistant message)`` pairs."""
         earlier = self.messages[:-1]
-        return [(earlier[i].content, earlier[i + 1].content) for i in range(0, len(earlier), 2)]
+        return [(earlier[i].content, earlier[i + 1]) for i in range(0, len(earlier), 2)]
 
     @property
     def source(self) -> str:

@@ -14,9 +14,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from moss_agent.protocol import builtin_plugins, parse_meta_instruction, parse_section
+from moss_agent.protocol import builtin_plugins, parse_commands, parse_meta_instruction, parse_section
 
-__all__ = ["heldout_suite", "novel_name_suite"]
+__all__ = ["after_call_suite", "heldout_suite", "novel_name_suite"]
 
 
 def _keyword(tool: str, argument: str) -> str:
@@ -158,6 +158,77 @@ def novel_name_suite(suite_file: Path, out_file: Path, seed: int = 0) -> Path:
         if case["expect"].get("tool") in names:
             case["expect"]["tool"] = names[case["expect"]["tool"]]
         case["id"] += "-novel"
+        cases.append(case)
+    corpus = Path(suite_file).with_name(Path(suite_file).stem + ".corpus.jsonl")
+    return _write_suite(cases, Path(out_file), corpus if corpus.is_file() else None)
+
+
+#: The built-in tools whose calls :func:`after_call_suite` puts before a case.
+_EARLIER_TOOLS = ("Calculate", "Solve", "Search", "Text2Image")
+
+
+def _call_turns(test_file: Path) -> list[dict[str, Any]]:
+    """Every built-in call turn of a generated split: its language, tool and earlier-turn messages."""
+    turns = []
+    for line in test_file.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        data = json.loads(line)
+        for key, expect in zip(sorted(data["chat"], key=lambda k: int(k.split("_")[1])), data["expect"]):
+            turn = data["chat"][key]
+            commands = parse_commands(parse_section(turn["Commands"], "Commands"))
+            if expect.get("tool") not in _EARLIER_TOOLS or len(commands.invocations) != 1:
+                continue
+            turns.append(
+                {
+                    "lang": str(expect["family"]).split(".", 1)[0],
+                    "tool": expect["tool"],
+                    "messages": [
+                        {"role": "user", "content": parse_section(turn["Human"], "Human")},
+                        {
+                            "role": "assistant",
+                            "content": parse_section(turn["MOSS"], "MOSS"),
+                            "thoughts": parse_section(turn["Inner Thoughts"], "Inner Thoughts"),
+                            "calls": [commands.invocations[0].text],
+                        },
+                    ],
+                }
+            )
+    return turns
+
+
+def after_call_suite(suite_file: Path, test_file: Path, out_file: Path, seed: int = 0) -> Path:
+    """Write the one-turn cases of a suite, each after an earlier turn that called a built-in tool.
+
+    A case's earlier turns in a suite are no-call turns; in a conversation with the agent the turn
+    before often called a tool, and a small model can copy from that call (``Calculate("1234+5678")``
+    for "What is 1234 multiplied by 5678?" right after a 鸡兔同笼 ``Solve`` call). Here every case
+    with one user message gets one earlier turn drawn from the call turns of ``test_file`` (the
+    generated split the suite came from): a tool the case enables, in the other language half of
+    the time, written with its thoughts and calls (``Message.calls``). Expectations, answers and ids
+    (with ``-after-call``) stay as they were, so a case's score can be paired with the plain one.
+    Cases that enable no built-in tool are left out. The corpus is copied beside the new suite.
+    """
+    earlier = _call_turns(Path(test_file))
+    cases = []
+    for line in Path(suite_file).read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        case = json.loads(line)
+        if len(case["messages"]) != 1:
+            continue
+        rng = random.Random(f"{seed}:{case['id']}")
+        lang = case.get("lang") or "en"
+        if rng.random() < 0.5:
+            lang = "zh" if lang == "en" else "en"
+        fitting = [t for t in earlier if t["tool"] in case["plugins"]]
+        if not fitting:
+            continue
+        same_language = [t for t in fitting if t["lang"] == lang]
+        chosen = rng.choice(same_language or fitting)
+        case["messages"] = [*chosen["messages"], *case["messages"]]
+        case["id"] += "-after-call"
+        case["earlier_tool"] = chosen["tool"]
         cases.append(case)
     corpus = Path(suite_file).with_name(Path(suite_file).stem + ".corpus.jsonl")
     return _write_suite(cases, Path(out_file), corpus if corpus.is_file() else None)

@@ -189,6 +189,7 @@ def render_model_card(
     weights_mb: float,
     weights_dtype: str = "float32",
     novel_summary: dict[str, Any] | None = None,
+    after_call_summary: dict[str, Any] | None = None,
     valid_summary: dict[str, Any] | None = None,
 ) -> str:
     """Write the card of the model trained in ``run_dir`` (a recipe working folder)."""
@@ -280,6 +281,11 @@ def render_model_card(
             "Held-out cases that declare custom tools, every tool renamed to made-up words"
             " (`moss_agent.train.heldout.novel_name_suite`: names the model cannot have memorised)",
             novel_summary,
+        ),
+        (
+            "Held-out one-turn cases asked right after an earlier turn that called a built-in tool"
+            " (`moss_agent.train.heldout.after_call_suite`: the conversation `ask` has)",
+            after_call_summary,
         ),
     ):
         if not summary:

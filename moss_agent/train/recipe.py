@@ -338,7 +338,7 @@ def evaluate_and_install(
     from safetensors import safe_open
 
     from moss_agent.evals.runner import build_target, run_eval
-    from moss_agent.train.heldout import heldout_suite, novel_name_suite
+    from moss_agent.train.heldout import after_call_suite, heldout_suite, novel_name_suite
     from moss_agent.train.model_card import render_model_card
 
     final = run_dir / "sft" / "final"
@@ -361,6 +361,10 @@ def evaluate_and_install(
     novel = run_eval(novel_file, run_dir / "eval-novel", target=target, batch_size=batch_size).summary
     # per made-up tool name, its rows would say nothing and fill scores.json
     novel_summary = {k: v for k, v in novel.items() if k not in ("per_tool", "by_tool")}
+    after_file = after_call_suite(suite_file, data / "test.jsonl", run_dir / "heldout" / "after-call.jsonl")
+    after = run_eval(after_file, run_dir / "eval-after-call", target=target, batch_size=batch_size)
+    after_call_summary = dict(after.summary)
+    after_call_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(after.results)
     suite_summary = None
     if suite is not None:
         suite_summary = dict(
@@ -377,6 +381,7 @@ def evaluate_and_install(
         weights_dtype=_weights_dtype(final),
         novel_summary=novel_summary,
         valid_summary=valid_summary,
+        after_call_summary=after_call_summary,
     )
     installed = install_model(final, data, destination, card)
     (destination / "scores.json").write_text(
@@ -386,6 +391,7 @@ def evaluate_and_install(
                 "valid": valid_summary,
                 "suite": suite_summary,
                 "novel_names": novel_summary,
+                "after_call": after_call_summary,
             },
             indent=2,
             default=str,

@@ -368,3 +368,63 @@ def test_a_model_folder_with_a_generic_name_is_named_with_its_parents(tmp_path):
     )
     assert _display_name(str(tmp_path / "tiny")) == "tiny"
     assert _display_name("moss-tiny-plugin") == "moss-tiny-plugin"
+
+
+AFTER_CALL_CASE = {
+    "id": "after-solve",
+    "messages": [
+        {"role": "user", "content": "鸡兔同笼，共有35个头，94只脚，鸡和兔各有几只？"},
+        {
+            "role": "assistant",
+            "content": "鸡有23只，兔有12只。",
+            "thoughts": "这是鸡兔同笼问题，我需要解方程组。",
+            "calls": ['Solve("x+y=35, 2*x+4*y=94")'],
+        },
+        {"role": "user", "content": "What is 1234 multiplied by 5678?"},
+    ],
+    "plugins": ["Calculate", "Solve"],
+    "expect": {"tool": "Calculate", "value": 7006652},
+    "answer": ["7006652"],
+}
+
+
+def _after_call_suite(tmp_path, *extra):
+    suite = tmp_path / "after.jsonl"
+    suite.write_text("\n".join(json.dumps(c, ensure_ascii=False) for c in (AFTER_CALL_CASE, *extra)) + "\n")
+    return suite
+
+
+def test_earlier_calls_are_rendered_with_their_commands_and_compressed_results(tmp_path, h):
+    llm = ScriptedMossLLM(respond=h.moss_responder(lambda q: ('Calculate("1234*5678")', "7006652")))
+    run = run_eval(_after_call_suite(tmp_path), tmp_path / "run", target=llm, progress=False)
+    assert run.results[0].error_type == "ok"
+    assert (
+        "<|Human|>: 鸡兔同笼，共有35个头，94只脚，鸡和兔各有几只？<eoh>\n"
+        "<|Inner Thoughts|>: 这是鸡兔同笼问题，我需要解方程组。<eot>\n"
+        '<|Commands|>: Solve("x+y=35, 2*x+4*y=94")<eoc>\n<|Results|>:\nNone\n<eor>\n'
+        "<|MOSS|>: 鸡有23只，兔有12只。<eom>\n<|Human|>: What is 1234 multiplied by 5678?<eoh>\n"
+    ) in llm.prompts[0]
+
+
+def test_calls_in_a_suite_must_be_one_readable_call_of_an_assistant_turn(tmp_path):
+    user_calls = json.loads(json.dumps(AFTER_CALL_CASE))
+    user_calls["id"], user_calls["messages"][0]["calls"] = "user-calls", ['Calculate("1+1")']
+    unreadable = json.loads(json.dumps(AFTER_CALL_CASE))
+    unreadable["id"], unreadable["messages"][1]["calls"] = "unreadable", ['Solve("x+y=35']
+    two = json.loads(json.dumps(AFTER_CALL_CASE))
+    two["id"], two["messages"][1]["calls"] = "two", ['Solve("x=1") Solve("y=2")']
+    suite = load_suite(_after_call_suite(tmp_path, user_calls, unreadable, two))
+    assert [c.id for c in suite.cases] == ["after-solve"]
+    assert len(suite.warnings) == 3 and "only assistant messages" in suite.warnings[0]
+    assert all("is not one call" in w for w in suite.warnings[1:])
+    assert suite.cases[0].history[0][1].invocations[0].name == "Solve"
+
+
+def test_chat_target_gets_earlier_calls_as_tool_calls(tmp_path, h):
+    from moss_agent.models.chat import ChatMoss
+
+    llm = ScriptedMossLLM(respond=h.moss_responder(lambda q: ('Calculate("1234*5678")', "7006652")))
+    run = run_eval(_after_call_suite(tmp_path), tmp_path / "run", target=ChatMoss(llm=llm), progress=False)
+    assert run.results[0].error_type == "ok"
+    assert '<|Commands|>: Solve("x+y=35, 2*x+4*y=94")<eoc>\n' in llm.prompts[0]
+    assert "<|MOSS|>: 鸡有23只，兔有12只。<eom>\n" in llm.prompts[0]

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from moss_agent.evals.runner import run_eval
-from moss_agent.evals.suite import load_suite
+from moss_agent.evals.suite import detect_language, load_suite
 from moss_agent.testing import ScriptedMossLLM
 from moss_agent.train.data import generate_dataset
 from moss_agent.train.heldout import heldout_suite
@@ -71,3 +71,32 @@ def test_novel_name_suite_renames_every_declared_tool_consistently(dataset, tmp_
         if any(old in json.dumps(before["messages"], ensure_ascii=False) for old in names):
             assert any(new in text for new in names.values())
     assert load_suite(novel_file).cases and not load_suite(novel_file).warnings
+
+
+def test_after_call_suite_puts_a_recorded_call_turn_before_every_one_turn_case(dataset, tmp_path):
+    from moss_agent.train.heldout import after_call_suite
+
+    suite_file = heldout_suite(dataset / "test.jsonl", dataset / "corpus.jsonl", tmp_path / "heldout.jsonl")
+    after_file = after_call_suite(suite_file, dataset / "test.jsonl", tmp_path / "after.jsonl", seed=0)
+    again = after_call_suite(suite_file, dataset / "test.jsonl", tmp_path / "again.jsonl", seed=0)
+    assert again.read_bytes() == after_file.read_bytes() and (tmp_path / "after.corpus.jsonl").is_file()
+    original = {c["id"]: c for c in map(json.loads, suite_file.read_text(encoding="utf-8").splitlines())}
+    after = load_suite(after_file)
+    assert not after.warnings
+    one_turn = [c for c in original.values() if len(c["messages"]) == 1]
+    assert 0.8 * len(one_turn) <= len(after.cases) <= len(one_turn)
+    other_language, tools = 0, set()
+    for case in after.cases:
+        before = original[case.id.removesuffix("-after-call")]
+        assert case.messages[2].content == before["messages"][0]["content"]
+        assert (
+            case.expect.model_dump(exclude_unset=True) == before["expect"] and case.answer == before["answer"]
+        )
+        earlier = case.messages[1]
+        (call,) = earlier.invocations
+        assert call.name == case.model_extra["earlier_tool"] and call.name in case.plugins
+        assert earlier.thoughts and earlier.content
+        tools.add(call.name)
+        other_language += detect_language(case.messages[0].content) != case.lang
+    assert tools >= {"Calculate", "Solve", "Search"}
+    assert 0.25 * len(after.cases) <= other_language <= 0.75 * len(after.cases)

@@ -92,8 +92,11 @@ def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tm
     valid_turns = sum(1 for line in (run / "heldout" / "valid.jsonl").read_text().splitlines() if line)
     assert scores["valid"]["n"] == valid_turns >= 3
     assert scores["heldout"]["n"] > 0 and scores["suite"] is None and "novel_names" in scores
+    after_cases = sum(1 for line in (run / "heldout" / "after-call.jsonl").read_text().splitlines() if line)
+    assert scores["after_call"]["n"] == after_cases > 0 and (run / "eval-after-call" / "report.md").is_file()
     card = (installed / "README.md").read_text()
     assert f"| cases | {valid_turns} |" in card.split("### Validation split")[1]
+    assert f"| cases | {after_cases} |" in card.split("earlier turn that called a built-in tool")[1]
     assert (installed / "corpus.jsonl").is_file()
     # the shipped weights are the evaluated ones, unchanged (a float16 copy moved greedy near-ties)
     final = run / "sft" / "final"

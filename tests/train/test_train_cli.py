@@ -140,12 +140,24 @@ def test_train_suite_writes_the_held_out_suite_and_its_made_up_names_twin(tmp_pa
     generate_dataset(tmp_path / "data", n_train=20, n_test=40, n_valid=5, seed=4)
     out = tmp_path / "suites" / "heldout.jsonl"
     result = runner.invoke(
-        app, ["train", "suite", "--data", str(tmp_path / "data"), "--out", str(out), "--made-up-names"]
+        app,
+        [
+            "train",
+            "suite",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(out),
+            "--made-up-names",
+            "--after-call",
+        ],
     )
     assert result.exit_code == 0, result.output
     suite = load_suite(out)
     twin = load_suite(tmp_path / "suites" / "heldout.made-up-names.jsonl")
     assert len(suite.cases) >= 40 and 0 < len(twin.cases) < len(suite.cases)
+    after = load_suite(tmp_path / "suites" / "heldout.after-call.jsonl")
+    assert 0 < len(after.cases) < len(suite.cases) and all(c.messages[1].calls for c in after.cases)
     assert (tmp_path / "suites" / "heldout.corpus.jsonl").is_file()
     (tmp_path / "empty").mkdir()
     result = runner.invoke(app, ["train", "suite", "--data", str(tmp_path / "empty"), "--out", str(out)])
