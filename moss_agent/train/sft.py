@@ -532,17 +532,25 @@ def _latest_checkpoint(output_dir: Path) -> Path | None:
 
 
 def _eval_loss(model: Any, examples: Sequence[EncodedExample], batch_size: int, pad_id: int) -> float:
+    """Mean cross entropy per labelled token of ``examples`` (no gradients).
+
+    Batches group examples of similar length (the mean does not depend on the order) and the LM
+    head runs only where there is a label, as in training: in the recipe the 17 evaluations of
+    300 validation conversations took about 6 of its 56 minutes in file order with full logits.
+    """
     import torch
 
     model.eval()
+    ordered = sorted(examples, key=lambda ex: len(ex.input_ids))
     total, count = 0.0, 0
     with torch.no_grad():
-        for start in range(0, len(examples), batch_size):
-            batch = _collate(examples[start : start + batch_size], 0, pad_id)
+        for start in range(0, len(ordered), batch_size):
+            batch = _collate(ordered[start : start + batch_size], 0, pad_id)
             batch = {k: v.to(model.device) for k, v in batch.items()}
             n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())
-            total += float(model(**batch).loss) * n
-            count += n
+            if n:
+                total += float(_loss(model, batch, None)) * n
+                count += n
     model.train()
     return total / max(count, 1)
 

@@ -402,3 +402,25 @@ def test_fused_activations_keep_the_loss(tokenizer, data_file, tmp_path):
     assert not any(isinstance(m, NewGELUActivation) for m in model.modules())
     assert float(_loss(model, batch, None).detach()) == pytest.approx(before, rel=1e-6)
     assert _fuse_activations(model) == 0
+
+
+def test_eval_loss_is_the_token_weighted_mean_of_each_conversations_loss(tokenizer, data_file, tmp_path):
+    import torch
+
+    from moss_agent.models.loading import load_model
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train.sft import _collate, _eval_loss
+
+    folder = build_tiny_moss_checkpoint(tmp_path / "m", tokenizer=tokenizer, n_positions=1024)
+    model = load_model(str(folder), device="cpu").model
+    examples = load_examples([str(data_file)], tokenizer, max_length=2048, mask_human=False)
+    examples = [examples[i] for i in (5, 0, 17, 3, 22, 9, 1)]  # mixed lengths, not in order
+    assert len({len(ex.input_ids) for ex in examples}) > 1
+    total = count = 0.0
+    with torch.no_grad():
+        for ex in examples:  # one at a time, no padding, transformers' own loss
+            n = sum(label != IGNORE_INDEX for label in ex.labels[1:])
+            total += float(model(**_collate([ex], 0, 0)).loss) * n
+            count += n
+    assert _eval_loss(model, examples, 3, 0) == pytest.approx(total / count, rel=1e-5)
+    assert model.training  # left in training mode
