@@ -535,8 +535,9 @@ def _eval_loss(model: Any, examples: Sequence[EncodedExample], batch_size: int, 
     """Mean cross entropy per labelled token of ``examples`` (no gradients).
 
     Batches group examples of similar length (the mean does not depend on the order) and the LM
-    head runs only where there is a label, as in training: in the recipe the 17 evaluations of
-    300 validation conversations took about 6 of its 56 minutes in file order with full logits.
+    head runs only where there is a label, as in training. Measured on the 300 validation
+    conversations of a ``--wide-phrasings --context-turns`` recipe run (2-core CPU): 11 s a pass,
+    against 32 s in file order with full logits, about 6 minutes over the recipe's 17 passes.
     """
     import torch
 
