@@ -230,6 +230,13 @@ class EvalCase(BaseModel):
             raise ValueError(f"unknown plugins {unknown}; declare custom ones in 'tools'")
         if self.expect.tool is not None and self.expect.tool not in known:
             raise ValueError(f"expect.tool {self.expect.tool!r} is neither built in nor declared in 'tools'")
+        # an earlier call of a tool the case does not enable could not be sent to a chat target
+        # as a tool call, so the two targets would see different histories
+        called = {inv.name for m in self.messages for inv in m.invocations}
+        if called - set(self.plugins):
+            raise ValueError(
+                f"earlier calls name tools the case does not enable: {sorted(called - set(self.plugins))}"
+            )
         if any(not a.strip() for a in self.answer):
             raise ValueError("answer strings must be non-empty")
         if self.lang is None:

@@ -205,8 +205,8 @@ def after_call_suite(suite_file: Path, test_file: Path, out_file: Path, seed: in
     for "What is 1234 multiplied by 5678?" right after a 鸡兔同笼 ``Solve`` call). Here every case
     with one user message gets one earlier turn drawn from the call turns of ``test_file`` (the
     generated split the suite came from): a tool the case enables, in the other language half of
-    the time, written with its thoughts and calls (``Message.calls``). Expectations, answers and ids
-    (with ``-after-call``) stay as they were, so a case's score can be paired with the plain one.
+    the time, written with its thoughts and calls (``Message.calls``). Expectations and answers stay
+    as they were and ids only gain ``-after-call``, so a case's score can be paired with the plain one.
     Cases that enable no built-in tool are left out. The corpus is copied beside the new suite.
     """
     earlier = _call_turns(Path(test_file))

@@ -413,10 +413,13 @@ def test_calls_in_a_suite_must_be_one_readable_call_of_an_assistant_turn(tmp_pat
     unreadable["id"], unreadable["messages"][1]["calls"] = "unreadable", ['Solve("x+y=35']
     two = json.loads(json.dumps(AFTER_CALL_CASE))
     two["id"], two["messages"][1]["calls"] = "two", ['Solve("x=1") Solve("y=2")']
-    suite = load_suite(_after_call_suite(tmp_path, user_calls, unreadable, two))
+    disabled = json.loads(json.dumps(AFTER_CALL_CASE))
+    disabled["id"], disabled["plugins"] = "disabled", ["Calculate"]
+    suite = load_suite(_after_call_suite(tmp_path, user_calls, unreadable, two, disabled))
     assert [c.id for c in suite.cases] == ["after-solve"]
-    assert len(suite.warnings) == 3 and "only assistant messages" in suite.warnings[0]
-    assert all("is not one call" in w for w in suite.warnings[1:])
+    assert len(suite.warnings) == 4 and "only assistant messages" in suite.warnings[0]
+    assert all("is not one call" in w for w in suite.warnings[1:3])
+    assert "earlier calls name tools the case does not enable: ['Solve']" in suite.warnings[3]
     assert suite.cases[0].history[0][1].invocations[0].name == "Solve"
 
 
