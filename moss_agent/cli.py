@@ -393,6 +393,13 @@ def finetune_command(
     grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
     max_length: Annotated[int, typer.Option(help="Most tokens per example.")] = 1024,
     save_steps: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 200,
+    eval_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Eval loss at the checkpoints of every N steps and the last one; default: every checkpoint.",
+            min=1,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
     mask_human: Annotated[bool, typer.Option(help="Also mask the user's messages.")] = False,
     loss_weight: _LossWeight = None,
@@ -422,6 +429,7 @@ def finetune_command(
         max_steps=max_steps,
         max_minutes=max_minutes,
         save_steps=save_steps,
+        eval_steps=eval_steps,
         seed=seed,
         mask_human=mask_human,
         loss_weights=parse_loss_weights(loss_weight or []),

@@ -287,6 +287,9 @@ def run_recipe(config: RecipeConfig) -> Path:
                     max_minutes=config.max_minutes,
                     warmup_ratio=0.02,
                     save_steps=200,
+                    # the loss curve at 1000-step points: 13 fewer passes over the validation
+                    # split (11 s each on the 2-core CPU) than at every checkpoint
+                    eval_steps=1000,
                     seed=config.seed,
                     mask_human=config.mask_human,
                     loss_weights=dict(config.loss_weights),

@@ -62,7 +62,7 @@ class SFTConfig:
     output_dir: str
     """Where checkpoints and the final model go."""
     eval_data: list[str] = field(default_factory=list)
-    """Held-out conversations: loss reported at every save."""
+    """Held-out conversations: loss reported at every save (or every ``eval_steps``)."""
     max_length: int = 1024
     """Most tokens of one example; later turns are dropped to fit."""
     batch_size: int = 8
@@ -85,6 +85,9 @@ class SFTConfig:
     """Stop (and save) after this much wall time."""
     save_steps: int = 200
     """Checkpoint every this many steps."""
+    eval_steps: int | None = None
+    """Report the eval loss at the checkpoints of every this many steps and at the last step;
+    None: at every checkpoint. Evaluating changes nothing the training does (no RNG, no state)."""
     log_steps: int = 20
     """Log the loss every this many steps."""
     seed: int = 0
@@ -758,8 +761,11 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
                 with log_path.open("a") as log:
                     log.write(json.dumps(record) + "\n")
             running = 0.0
-        if step % config.save_steps == 0 or step == total_steps or out_of_time:
-            _save_checkpoint(accelerator, output_dir, step, eval_examples, model, config, pad_id)
+        last = step == total_steps or out_of_time
+        if step % config.save_steps == 0 or last:
+            evaluate = last or config.eval_steps is None or step % config.eval_steps == 0
+            scored = eval_examples if evaluate else []
+            _save_checkpoint(accelerator, output_dir, step, scored, model, config, pad_id)
         if out_of_time:
             accelerator.print(f"stopping at step {step}: max_minutes reached")
             break

@@ -330,6 +330,42 @@ def test_finetune_learns_saves_and_resumes(tokenizer, data_file, tmp_path):
     assert (out / "checkpoints" / "step-8").is_dir()
 
 
+def test_eval_steps_evaluates_fewer_checkpoints_and_the_last_without_changing_the_training(
+    tokenizer, data_file, tmp_path
+):
+    from safetensors.torch import load_file
+
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+
+    start = build_tiny_moss_checkpoint(tmp_path / "start", tokenizer=tokenizer, n_positions=1024)
+    finals, logs = [], []
+    for name, eval_steps in (("every", None), ("sparse", 4)):
+        config = SFTConfig(
+            model=str(start),
+            data=[str(data_file)],
+            output_dir=str(tmp_path / name),
+            eval_data=[str(data_file)],
+            batch_size=4,
+            learning_rate=3e-3,
+            max_steps=6,
+            save_steps=2,
+            eval_steps=eval_steps,
+        )
+        finals.append(load_file(str(finetune(config, progress=False) / "model.safetensors")))
+        lines = (tmp_path / name / "train_log.jsonl").read_text().splitlines()
+        logs.append(
+            {r["checkpoint"]: r.get("eval_loss") for r in map(json.loads, lines) if "checkpoint" in r}
+        )
+    every, sparse = logs
+    assert list(every) == list(sparse) == ["step-2", "step-4", "step-6"]  # the same checkpoints
+    assert (
+        sparse["step-2"] is None
+        and sparse["step-4"] == every["step-4"]
+        and sparse["step-6"] == every["step-6"]
+    )
+    assert all(finals[0][k].equal(finals[1][k]) for k in finals[0])  # the same weights
+
+
 def test_finetune_keeps_a_hand_written_induction_circuit_fixed(tokenizer, data_file, tmp_path):
     import torch
     from safetensors.torch import load_file
