@@ -591,6 +591,13 @@ def train_recipe_command(
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,
+    name_spaces: Annotated[
+        bool,
+        typer.Option(
+            help="Tokenizer: a space before a capital letter is its own token, so a name has the "
+            'same tokens after a space as after (" in a call.'
+        ),
+    ] = _RECIPE.name_spaces,
     number_slots: Annotated[
         int,
         typer.Option(
@@ -636,6 +643,7 @@ def train_recipe_command(
             loss_weights=parse_loss_weights(loss_weight or []),
             **asdict(options),
             cjk_chars=cjk_chars,
+            name_spaces=name_spaces,
             number_slots=number_slots,
             number_rounding=number_rounding,
             digit_slots=digit_slots,

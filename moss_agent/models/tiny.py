@@ -41,6 +41,8 @@ MOSS_AUTO_MAP: dict[str, str] = {
 
 #: One CJK ideograph (unified, extension A, compatibility), for ``split_cjk``.
 CJK_CHARACTER = "[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]"
+#: A space before a capital letter (a name's space), for ``split_name_spaces``.
+SPACE_BEFORE_CAPITAL = r" (?=\p{Lu})"
 
 
 def build_tiny_tokenizer(
@@ -49,6 +51,7 @@ def build_tiny_tokenizer(
     *,
     min_frequency: int = 2,
     split_cjk: bool = False,
+    split_name_spaces: bool = False,
     number_slots: SlotScheme | int = 0,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE tokenizer carrying MOSS's special tokens.
@@ -56,7 +59,13 @@ def build_tiny_tokenizer(
     Digits are split one per token, as in MOSS's data. With ``split_cjk`` every CJK character
     is its own pre-token, so no token spans two Chinese characters: byte-level BPE otherwise
     merges whole runs (``这是一个鸡兔同笼问题`` becomes one token), and a small model then
-    cannot copy a name out of the question one piece at a time. Every string of
+    cannot copy a name out of the question one piece at a time. With ``split_name_spaces`` a space
+    before a capital letter is a token of its own, so a name is the same tokens after a space as
+    after a quote or bracket: byte-level BPE otherwise reads ``of Cormouth`` as ``Ġof``,
+    ``ĠCormouth`` and ``Search("Cormouth`` as ``("``, ``Cor``, ``mouth``, and a model copying the
+    name into a call must map one onto the other, which it cannot learn for names it has not seen.
+    Other spaces stay merged with their word (splitting them all costs a quarter more tokens;
+    this, about 5 % of the tokens after the meta instruction). Every string of
     :data:`moss_agent.protocol.SPECIAL_TOKENS` is one special token; ``<eom>`` is the
     end-of-sequence token and ``<|endoftext|>`` is the bos and padding token.
 
@@ -65,6 +74,7 @@ def build_tiny_tokenizer(
         vocab_size: Size of the vocabulary, special tokens and the 256 bytes included.
         min_frequency: Minimum pair count for a BPE merge.
         split_cjk: No merges across CJK characters (Chinese becomes one token per character).
+        split_name_spaces: No merges of a space before a capital letter (it is one token).
         number_slots: Add the tokens of these number slots (``<num1>``…, a count or a
             :class:`~moss_agent.models.number_slots.SlotScheme`), special tokens of their own.
 
@@ -80,6 +90,8 @@ def build_tiny_tokenizer(
     steps = [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
     if split_cjk:
         steps.insert(0, pre_tokenizers.Split(Regex(CJK_CHARACTER), behavior="isolated"))
+    if split_name_spaces:
+        steps.insert(0, pre_tokenizers.Split(Regex(SPACE_BEFORE_CAPITAL), behavior="isolated"))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(steps)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(

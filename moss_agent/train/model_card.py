@@ -226,6 +226,7 @@ def render_model_card(
         "safetensors, the weights the scores below were measured on).",
         f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token"
         + (", one token per Chinese character" if recipe.get("cjk_chars") else "")
+        + (", a space before a capital letter a token of its own" if recipe.get("name_spaces") else "")
         + ", MOSS's special tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags)"
         + _slot_words(recipe)
         + ".",

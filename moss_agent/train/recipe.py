@@ -94,6 +94,9 @@ class RecipeConfig:
     context_turns: bool = _DATA.context_turns
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
+    name_spaces: bool = False
+    """The tokenizer makes a space before a capital letter a token of its own, so a name is the same
+    tokens after a space (in the question) as after ``("`` (in a call)."""
     number_slots: int = 32
     """Number slots of the model (``moss_agent.models.number_slots``): multi-digit numbers from the
     user and the tools are read and written as one token each; 0: digits."""
@@ -130,6 +133,7 @@ def train_tokenizer(
     *,
     max_texts: int = 20_000,
     split_cjk: bool = False,
+    split_name_spaces: bool = False,
     number_slots: SlotScheme | int = 0,
 ) -> Path:
     """Train the byte-level BPE (digits one per token, MOSS special tokens) on the data.
@@ -140,7 +144,13 @@ def train_tokenizer(
 
     scheme = SlotScheme.coerce(number_slots)
     texts = [scheme.encode(text) for text in list(conversation_texts(train_file))[:max_texts]]
-    tokenizer = build_tiny_tokenizer(texts, vocab_size=vocab_size, split_cjk=split_cjk, number_slots=scheme)
+    tokenizer = build_tiny_tokenizer(
+        texts,
+        vocab_size=vocab_size,
+        split_cjk=split_cjk,
+        split_name_spaces=split_name_spaces,
+        number_slots=scheme,
+    )
     tokenizer.save_pretrained(out)
     return out
 
@@ -253,6 +263,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 tokenizer_dir,
                 config.vocab_size,
                 split_cjk=config.cjk_chars,
+                split_name_spaces=config.name_spaces,
                 number_slots=config.slot_scheme(),
             )
     init = out / "init"

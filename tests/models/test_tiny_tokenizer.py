@@ -29,3 +29,31 @@ def test_split_cjk_keeps_every_chinese_character_a_token_of_its_own() -> None:
     numbers = [p for p in (split.decode([i]) for i in split(english)["input_ids"]) if p.strip().isdigit()]
     assert numbers == list("1234" + "5678" + "7006652")
     assert split.tokenize(english) == merged.tokenize(english)
+
+
+SEARCH_TEXTS = [
+    "<|Human|>: Can you look up the population of Cormouth?<eoh>\n"
+    '<|Commands|>: Search("Cormouth population")<eoc>\n<|MOSS|>: Cormouth has 52000 people.<eom>\n'
+] * 40
+
+
+def _pieces(tokenizer, text: str) -> list[str]:
+    return [tokenizer.decode([i]) for i in tokenizer(text)["input_ids"]]
+
+
+def _contains(pieces: list[str], part: list[str]) -> bool:
+    return any(pieces[i : i + len(part)] == part for i in range(len(pieces)))
+
+
+def test_split_name_spaces_gives_a_name_the_same_tokens_after_a_space_and_after_a_quote() -> None:
+    merged = build_tiny_tokenizer(SEARCH_TEXTS, vocab_size=400)
+    split = build_tiny_tokenizer(SEARCH_TEXTS, vocab_size=400, split_name_spaces=True)
+    question, call = "the population of Cormouth?", 'Search("Cormouth population")'
+    # by default the name starts with its space in the question, not in the call
+    assert any(p.startswith(" C") for p in _pieces(merged, question))
+    assert not any(p.startswith(" C") for p in _pieces(merged, call))
+    name = _pieces(split, "Cormouth")
+    assert _contains(_pieces(split, question), name) and _contains(_pieces(split, call), name)
+    assert _contains(_pieces(split, question), [" ", *name])
+    assert " population" in _pieces(split, call)  # other spaces still merge with their word
+    assert split.decode(split(SEARCH_TEXTS[0])["input_ids"]) == SEARCH_TEXTS[0]  # lossless

@@ -29,6 +29,7 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
         bigram_heads=2,
         max_length=1024,
         number_slots=8,
+        name_spaces=True,
     )
     final = run_recipe(config)
     assert (final / "model.safetensors").is_file()
@@ -36,7 +37,9 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert saved["model_type"] == "moss" and saved[CIRCUIT_CONFIG_KEY]["bigram"] == [[1, 2], [1, 3]]
     assert saved["number_slots"] == 8  # the tokenizer carries them, or the engine refuses to load it
     assert saved["number_rounding"] is True  # the default; the tokenizer carries <round> as well
-    GenerationEngine.from_pretrained(str(final), device="cpu")
+    engine = GenerationEngine.from_pretrained(str(final), device="cpu")
+    pieces = engine.loaded.tokenizer.tokenize("the population of Cormouth")
+    assert pieces[pieces.index("Ġ") + 1].startswith("C") and pieces.count("Ġ") == 1  # --name-spaces
     log = json.loads((tmp_path / "run" / "recipe_log.json").read_text())
     assert list(log["stages"]) == ["data", "tokenizer", "init", "sft"]
     assert all(stage["runs"] == 1 and stage["minutes"] >= 0 for stage in log["stages"].values())

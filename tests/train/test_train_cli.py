@@ -17,7 +17,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(recipe, "run_recipe", lambda config: seen.append(config) or tmp_path)
     flags = ["--more-phrasings", "--wrap-requests", "--mix-clauses", "--cjk-chars", "--restate-solutions"]
     flags += ["--quote-counts", "--pair-solutions", "--shared-phrasings", "--layers", "6"]
-    flags += ["--quote-api", "--novel-names", "--batch-size", "8", "--number-slots", "16"]
+    flags += ["--quote-api", "--novel-names", "--batch-size", "8", "--number-slots", "16", "--name-spaces"]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
     assert result.exit_code == 0, result.output
     (config,) = seen
@@ -31,7 +31,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert config.shared_phrasings is True and config.quote_api is True and config.novel_names is True
     assert config.data_options().novel_names is True
     assert (config.n_layer, config.n_embd, config.out, config.batch_size) == (6, 320, str(tmp_path), 8)
-    assert config.number_slots == 16 and config.number_rounding is True
+    assert config.number_slots == 16 and config.number_rounding is True and config.name_spaces is True
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
     shipped = (
