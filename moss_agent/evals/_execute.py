@@ -111,13 +111,18 @@ def _make_agent(target: EvalTarget, case: EvalCase, registry: Any) -> Any:
             kwargs["max_context_tokens"] = int(context())
         except Exception:  # not loaded / not known: keep the agent's default
             pass
+    from moss_agent.models.chat_prompt import call_thought
+
     agent = MossAgent(target.model, tools=registry, plugins=case.plugins, **kwargs)
     # Earlier turns are no-call turns, written as MOSS's data writes them, unless they record calls:
     # then their Commands are written and their Results compressed, as the agent sends earlier turns.
+    # A turn without thoughts gets the thought a chat target's prompt gives it, so both see one text.
     agent.history = [
         Turn(
             human=user,
-            thoughts=reply.thoughts if reply.thoughts is not None else NO_CALL,
+            thoughts=reply.thoughts
+            if reply.thoughts is not None
+            else (call_thought(i.name for i in reply.invocations) if reply.calls else NO_CALL),
             commands=Commands(reply.invocations),
             results=Results(),
             reply=reply.content,
@@ -190,8 +195,8 @@ def _describe_ai(message: Any) -> str:
 
 
 def _chat_history(case: EvalCase, tools: Sequence[Any]) -> list[Any]:
-    """The case's messages for a chat model; an earlier turn's calls become tool calls and results."""
-    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+    """The case's messages for a chat model; an earlier turn's calls become tool calls."""
+    from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
     from moss_agent.models.chat_prompt import invocations_to_tool_calls, tools_to_plugins
 
@@ -201,11 +206,15 @@ def _chat_history(case: EvalCase, tools: Sequence[Any]) -> list[Any]:
         if message.role == "user":
             messages.append(HumanMessage(message.content))
             continue
+        # the turn's thoughts travel as reasoning_content, which ChatMoss writes as Inner Thoughts
+        thoughts = {"reasoning_content": message.thoughts} if message.thoughts else {}
         if message.calls:
             tool_calls, _ = invocations_to_tool_calls(message.invocations, bound)
-            messages.append(AIMessage("", tool_calls=tool_calls))
-            messages += [ToolMessage("None", tool_call_id=c["id"] or "", name=c["name"]) for c in tool_calls]
-        messages.append(AIMessage(message.content))
+            # no ToolMessages: ChatMoss then writes the turn's Results as `None`, as the agent
+            # compresses an earlier turn's Results (a ToolMessage "None" would read as a result)
+            messages.append(AIMessage("", tool_calls=tool_calls, additional_kwargs=thoughts))
+            thoughts = {}
+        messages.append(AIMessage(message.content, additional_kwargs=thoughts))
     return messages
 
 

@@ -76,8 +76,8 @@ class Message(BaseModel):
     calls: list[str] = Field(default_factory=list, max_length=MAX_HISTORY_CALLS)
     """An assistant turn's calls as MOSS writes them (``Solve("x+y=35, 2x+4y=94")``). The agent
     puts the turn in the prompt with these Commands and its Results compressed to ``None``, as it
-    sends earlier turns; a chat target gets them as the AI message's tool calls, each with the
-    result ``None``."""
+    sends earlier turns; a chat target gets them as the AI message's tool calls, with no tool
+    messages after them (so ChatMoss writes the same compressed Results)."""
 
     @model_validator(mode="after")
     def _check_calls(self) -> Message:

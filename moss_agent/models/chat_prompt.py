@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,12 @@ def _label(name: str, description: str) -> str:
     first = re.split(r"(?<=[.!?。])\s|\n", description.strip(), maxsplit=1)[0] if description else ""
     label = re.sub(r"[:\n：]+", " ", first).strip().rstrip(".。") or name
     return label[:MAX_LABEL_CHARS]
+
+
+def call_thought(names: Iterable[str]) -> str:
+    """The Inner Thoughts given to an earlier call turn that records none (MOSS's kind of thought)."""
+    called = ", ".join(dict.fromkeys(names))
+    return f"The user's request matches the {called} tool, so I should call it."
 
 
 def tools_to_plugins(tools: Sequence[Any]) -> list[BoundTool]:
@@ -221,8 +227,7 @@ def messages_to_prompt(
                 for call, inv in zip(message.tool_calls, invocations):
                     calls_by_id[call.get("id") or ""] = inv.text
                 if not thoughts:  # a message MOSS did not write: give it MOSS's kind of thought
-                    called = ", ".join(dict.fromkeys(c["name"] for c in message.tool_calls))
-                    thoughts = f"The user's request matches the {called} tool, so I should call it."
+                    thoughts = call_thought(c["name"] for c in message.tool_calls)
                 current = Turn(current.human, thoughts, Commands(invocations))
             elif current.commands is None:
                 current = Turn(current.human, thoughts or NO_CALL, Commands(), Results(), _text(message))

@@ -431,3 +431,24 @@ def test_chat_target_gets_earlier_calls_as_tool_calls(tmp_path, h):
     assert run.results[0].error_type == "ok"
     assert '<|Commands|>: Solve("x+y=35, 2*x+4*y=94")<eoc>\n' in llm.prompts[0]
     assert "<|MOSS|>: 鸡有23只，兔有12只。<eom>\n" in llm.prompts[0]
+
+
+@pytest.mark.parametrize("thoughts", ["这是鸡兔同笼问题，我需要解方程组。", None])
+def test_both_targets_write_an_earlier_call_turn_alike(tmp_path, h, thoughts):
+    from moss_agent.models.chat import ChatMoss
+
+    case = json.loads(json.dumps(AFTER_CALL_CASE))
+    if thoughts is None:
+        del case["messages"][1]["thoughts"]
+    suite = tmp_path / "one.jsonl"
+    suite.write_text(json.dumps(case, ensure_ascii=False) + "\n")
+    histories = []
+    for name, wrap in (("agent", lambda llm: llm), ("chat", lambda llm: ChatMoss(llm=llm))):
+        llm = ScriptedMossLLM(respond=h.moss_responder(lambda q: ('Calculate("1234*5678")', "7006652")))
+        run = run_eval(suite, tmp_path / name, target=wrap(llm), progress=False)
+        assert run.results[0].error_type == "ok"
+        prompt = llm.prompts[0]
+        histories.append(prompt[prompt.index("<|Human|>") :])
+    assert histories[0] == histories[1]
+    expected = thoughts or "The user's request matches the Solve tool, so I should call it."
+    assert f"<|Inner Thoughts|>: {expected}<eot>\n<|Commands|>: Solve(" in histories[0]
