@@ -72,7 +72,7 @@ class DataOptions:
     switch_thoughts: bool = True
     restate_solutions: bool = False
     more_phrasings: bool = True
-    wide_phrasings: bool = False
+    wide_phrasings: bool = True
     wrap_requests: bool = True
     mix_clauses: bool = True
     quote_counts: bool = True
@@ -82,7 +82,7 @@ class DataOptions:
     novel_names: bool = False
     api_thoughts: bool = False
     switch_languages: bool = False
-    context_turns: bool = False
+    context_turns: bool = True
 
 
 #: Options that ``dataset_info.json`` names only when they are on, in this order.

@@ -21,7 +21,13 @@ from moss_agent.train.options import DataOptions
 SIZES = {"n_train": 300, "n_test": 100, "n_valid": 50}
 #: The generator with every optional rewrite off: each option's test turns one on against it.
 PLAIN = DataOptions(
-    more_phrasings=False, wrap_requests=False, mix_clauses=False, quote_counts=False, shared_phrasings=False
+    more_phrasings=False,
+    wide_phrasings=False,
+    wrap_requests=False,
+    mix_clauses=False,
+    quote_counts=False,
+    shared_phrasings=False,
+    context_turns=False,
 )
 SPLITS = ("train", "valid", "test")
 FILES = ("train.jsonl", "valid.jsonl", "test.jsonl", "corpus.jsonl", "dataset_info.json")

@@ -167,7 +167,15 @@ def test_the_card_describes_the_data_options_of_the_run(tmp_path):
     assert "phrased as requests for the custom sum/product tools are" in card
     assert "splicing the opening clauses" in card and "`已知35个头，94只脚`" in card  # on by default
     assert card.count("--pair-solutions") == 1 and "--shared-phrasings" not in card
-    switches = ("mix_clauses", "quote_counts", "shared_phrasings", "more_phrasings", "wrap_requests")
+    switches = (
+        "mix_clauses",
+        "quote_counts",
+        "shared_phrasings",
+        "more_phrasings",
+        "wide_phrasings",
+        "wrap_requests",
+        "context_turns",
+    )
     plain = recipe_run(tmp_path / "off", **dict.fromkeys(switches, False))
     card = render_model_card(plain, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "each animal" not in card and "sum/product" not in card and "--no-shared-phrasings" in card

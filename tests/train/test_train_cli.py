@@ -40,14 +40,16 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
         "mix_clauses",
         "quote_counts",
         "shared_phrasings",
+        "wide_phrasings",
+        "context_turns",
         "cjk_chars",
     )
     assert all(getattr(defaults, name) for name in shipped)  # the embedded model's recipe
     assert not (defaults.pair_solutions or defaults.restate_solutions or defaults.mask_human)
     assert not (defaults.quote_api or defaults.novel_names)  # measured, not better (README)
-    assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (4, 192, 3400, 34000)
+    assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (4, 192, 3200, 34000)
     assert defaults.number_slots == 32 and defaults.number_rounding is True
-    assert defaults.digit_slots is False
+    assert defaults.digit_slots is False and defaults.name_spaces is False
     result = runner.invoke(
         app, ["train", "recipe", "--out", str(tmp_path), "--no-number-rounding", "--digit-slots"]
     )
