@@ -137,6 +137,13 @@ ModelOption = Annotated[
 DtypeOption = Annotated[str, typer.Option(help="auto, float16, bfloat16 or float32.")]
 DeviceOption = Annotated[str, typer.Option(help="cpu, cuda or auto.")]
 DeviceMapOption = Annotated[str | None, typer.Option(help="'auto' spreads the model over several GPUs.")]
+ConstrainOption = Annotated[
+    bool,
+    typer.Option(
+        "--constrain-calls/--free-calls",
+        help="Let Commands name only enabled tools and declared parameters (constrained decoding).",
+    ),
+]
 #: The ``--plugins`` default of ask and chat: every built-in plugin.
 _ALL_PLUGINS = "Search,Calculate,Solve,Text2Image"
 PluginsOption = Annotated[
@@ -163,6 +170,7 @@ def _build_agent(
     plugins: str = _ALL_PLUGINS,
     corpus: Path | None = None,
     keep_results: bool = False,
+    constrain_calls: bool = True,
 ) -> object:
     """The agent `ask` and `chat` run (the defaults are theirs)."""
     from moss_agent.agent import MossAgent
@@ -198,6 +206,7 @@ def _build_agent(
         repetition_penalty=repetition_penalty,
         do_sample=not greedy,
         seed=seed,
+        constrain_calls=constrain_calls,
     )
     backend: object | None = None
     if corpus is not None:
@@ -294,6 +303,7 @@ def converse_command(
         typer.Option(help="Keep earlier turns' Results in the prompt (default: None, as MOSS sent them)."),
     ] = False,
     show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
+    constrain_calls: ConstrainOption = True,
 ) -> None:
     """Ask questions (replies stream as generated); with none, chat: 'clear' starts over, 'stop' leaves."""
     from moss_agent.agent import MossAgent
@@ -315,6 +325,7 @@ def converse_command(
         plugins=plugins,
         corpus=corpus,
         keep_results=keep_results,
+        constrain_calls=constrain_calls,
     )
     assert isinstance(agent, MossAgent)
     if questions:
@@ -680,6 +691,7 @@ def eval_command(
     device_map: DeviceMapOption = None,
     load_in_8bit: Annotated[bool, typer.Option(help="8-bit weights (CUDA, bitsandbytes).")] = False,
     load_in_4bit: Annotated[bool, typer.Option(help="4-bit weights (CUDA, bitsandbytes).")] = False,
+    constrain_calls: ConstrainOption = True,
 ) -> None:
     """Run (or resume) an eval suite; subcommands compare runs and rebuild reports."""
     if ctx.invoked_subcommand is not None:
@@ -701,7 +713,10 @@ def eval_command(
             execute_images=execute_images,
             sample=sample,
             max_new_tokens=max_new_tokens,
-            loading=_changed_loading(dtype, device, device_map, load_in_8bit, load_in_4bit),
+            loading={
+                **_changed_loading(dtype, device, device_map, load_in_8bit, load_in_4bit),
+                **({} if constrain_calls else {"constrain_calls": False}),
+            },
         )
     except MossAgentError as exc:
         raise _fail(str(exc)) from exc

@@ -92,9 +92,14 @@ def _identity(model: Any) -> dict[str, Any]:
     if inner is not None:
         identity["llm_class"] = type(inner).__name__
     identity["fingerprint"] = _fingerprint(name)
-    loading = _loading(model if hasattr(model, "load_in_4bit") else inner)
+    options = model if hasattr(model, "load_in_4bit") else inner
+    loading = _loading(options)
     if loading:  # only what differs from the defaults, so earlier runs' configs still match
         identity["loading"] = loading
+    # Runs before constrained Commands decoding existed were unconstrained and record nothing.
+    decoder = inner if inner is not None and hasattr(inner, "constrain_calls") else options
+    if getattr(decoder, "constrain_calls", False) is True:
+        identity["constrain_calls"] = True
     return identity
 
 
@@ -149,7 +154,8 @@ def build_target(
         max_new_tokens: Most tokens per generation.
         loading: :class:`~moss_agent.models.llm.MossLLM` loading fields (``dtype``, ``device``,
             ``device_map``, ``load_in_8bit``, ``load_in_4bit``); the ones that differ from the
-            defaults are recorded in the run's config.
+            defaults are recorded in the run's config. ``constrain_calls=False`` turns off
+            constrained Commands decoding (on by default, and then recorded).
     """
     from moss_agent.models.embedded import resolve_model
     from moss_agent.models.llm import MossLLM

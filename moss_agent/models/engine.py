@@ -24,10 +24,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from moss_agent.errors import UsageError
 from moss_agent.models._decoding import _eos_token_ids, _IncrementalDecoder, _Stops, _TokenPicker
 from moss_agent.models.number_slots import NumberSlots, SlotScheme
+from moss_agent.protocol import END_OF_COMMANDS
 
 if TYPE_CHECKING:
     import torch
 
+    from moss_agent.models.call_constraint import CallConstraint
     from moss_agent.models.loading import LoadedModel
 
 __all__ = [
@@ -201,6 +203,8 @@ class GenerationEngine:
         )
         self._slot_scheme = SlotScheme.of(config)
         self._slot_ids = self._slot_scheme.token_ids(tokenizer)
+        self._token_texts: list[str] | None = None
+        self._constraint_cache: dict[Any, Any] = {}
 
     @classmethod
     def from_pretrained(
@@ -220,6 +224,7 @@ class GenerationEngine:
         stop: Sequence[str] = (),
         params: SamplingParams | None = None,
         reuse_cache: bool | None = None,
+        constrain_calls: bool = False,
     ) -> Generation:
         """Generate a continuation of ``prompt``.
 
@@ -231,11 +236,13 @@ class GenerationEngine:
                 end-of-sequence token always stops.
             params: Sampling parameters for this call (default: the engine's).
             reuse_cache: Override the engine's ``reuse_cache`` for this call.
+            constrain_calls: In a Commands section, let through only enabled tool names
+                and declared parameter names (:mod:`moss_agent.models.call_constraint`).
 
         Returns:
             The generation.
         """
-        steps = self._run(prompt, stop, params, reuse_cache)
+        steps = self._run(prompt, stop, params, reuse_cache, constrain_calls)
         while True:
             try:
                 next(steps)
@@ -249,6 +256,7 @@ class GenerationEngine:
         stop: Sequence[str] = (),
         params: SamplingParams | None = None,
         reuse_cache: bool | None = None,
+        constrain_calls: bool = False,
     ) -> TextStream:
         """Generate like :meth:`generate`, yielding text deltas as tokens come.
 
@@ -257,7 +265,7 @@ class GenerationEngine:
         concatenated deltas equal :attr:`Generation.text`. Finish (or ``close()``) the
         stream before starting another generation on the same thread.
         """
-        return TextStream(self._run(prompt, stop, params, reuse_cache))
+        return TextStream(self._run(prompt, stop, params, reuse_cache, constrain_calls))
 
     def generate_batch(
         self,
@@ -266,6 +274,7 @@ class GenerationEngine:
         stop: Sequence[str] = (),
         params: SamplingParams | None = None,
         batch_size: int | None = None,
+        constrain_calls: bool = False,
     ) -> list[Generation]:
         """Generate for many prompts at once (left padding); the results are in prompt order.
 
@@ -278,12 +287,14 @@ class GenerationEngine:
             params: Sampling parameters (default: the engine's).
             batch_size: Most rows per forward pass (default: all). Prompts are grouped
                 by length to limit padding.
+            constrain_calls: As in :meth:`generate`, row by row.
         """
         params = params or self.params
         stops = _Stops(self.loaded.tokenizer, stop, self._eos_ids)
         results: list[Generation | None] = [None] * len(prompts)
         with self._locked():
             encoded = [self._encode(prompt) for prompt in prompts]
+            constraints = [self._call_constraint(prompt) if constrain_calls else None for prompt in prompts]
             order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i][0]))
             size = batch_size or max(len(prompts), 1)
             for begin in range(0, len(order), size):
@@ -291,7 +302,11 @@ class GenerationEngine:
                 for index, generation in zip(
                     chunk,
                     self._run_batch(
-                        [encoded[i][0] for i in chunk], [encoded[i][1] for i in chunk], stops, params
+                        [encoded[i][0] for i in chunk],
+                        [encoded[i][1] for i in chunk],
+                        stops,
+                        params,
+                        [constraints[i] for i in chunk],
                     ),
                 ):
                     results[index] = generation
@@ -310,9 +325,15 @@ class GenerationEngine:
     # --- single sequence -------------------------------------------------------------
 
     def _run(
-        self, prompt: str, stop: Sequence[str], params: SamplingParams | None, reuse_cache: bool | None
+        self,
+        prompt: str,
+        stop: Sequence[str],
+        params: SamplingParams | None,
+        reuse_cache: bool | None,
+        constrain_calls: bool = False,
     ) -> Generator[str, None, Generation]:
         params = params or self.params
+        constraint = self._call_constraint(prompt) if constrain_calls else None
         reuse = self.reuse_cache if reuse_cache is None else reuse_cache
         stops = _Stops(self.loaded.tokenizer, stop, self._eos_ids)
         with self._locked():
@@ -337,6 +358,8 @@ class GenerationEngine:
                 text, emitted, stop_hit, finish = "", 0, None, "length"
                 completion = 0
                 for step in range(budget):
+                    if constraint is not None:
+                        _restrict(logits, 0, constraint.allowed(text))
                     token = picker.pick(logits, history)[0]
                     completion += 1
                     history[0].append(token)
@@ -410,6 +433,7 @@ class GenerationEngine:
         slot_maps: list[NumberSlots | None],
         stops: _Stops,
         params: SamplingParams,
+        constraints: Sequence[CallConstraint | None] = (),
     ) -> list[Generation]:
         import torch
 
@@ -434,6 +458,9 @@ class GenerationEngine:
         next_positions = positions[:, -1] + 1
         step = 0
         while active:
+            for slot, row in enumerate(active):
+                if row < len(constraints) and (constraint := constraints[row]) is not None:
+                    _restrict(logits, slot, constraint.allowed(texts[row]))
             tokens = picker.pick(logits, [history[row] for row in active])
             step += 1
             still = []
@@ -531,6 +558,25 @@ class GenerationEngine:
             raise UsageError("The prompt is empty; give the model some text to continue.")
         return ids, slots
 
+    def token_texts(self) -> list[str]:
+        """The text of every token id the tokenizer has (special tokens as their text); cached."""
+        if self._token_texts is None:
+            tokenizer = self.loaded.tokenizer
+            self._token_texts = [
+                str(tokenizer.decode([i], skip_special_tokens=False, clean_up_tokenization_spaces=False))
+                for i in range(self._vocab_limit)
+            ]
+        return self._token_texts
+
+    def _call_constraint(self, prompt: str) -> CallConstraint | None:
+        from moss_agent.models.call_constraint import CallConstraint
+
+        stop_ids = set(self._eos_ids)
+        end_of_commands = self.loaded.tokenizer.convert_tokens_to_ids(END_OF_COMMANDS)
+        if isinstance(end_of_commands, int) and end_of_commands != self.loaded.tokenizer.unk_token_id:
+            stop_ids.add(end_of_commands)
+        return CallConstraint.for_prompt(prompt, self.token_texts(), sorted(stop_ids), self._constraint_cache)
+
     def count_tokens(self, text: str) -> int:
         """How many tokens the model reads for ``text`` (number slots applied)."""
         encoded, _ = self._with_slots(text)
@@ -606,6 +652,19 @@ class GenerationEngine:
                 **kwargs,
             )
         return output.logits[:, -1, :].float()
+
+
+def _restrict(logits: torch.Tensor, row: int, allowed: torch.Tensor | None) -> None:
+    """Make every token of ``logits[row]`` but the ``allowed`` ids impossible (in place)."""
+    if allowed is None:
+        return
+    import torch
+
+    with torch.inference_mode():
+        ids = allowed.to(logits.device)
+        kept = logits[row, ids].clone()
+        logits[row] = -float("inf")
+        logits[row, ids] = kept
 
 
 def _restore(slots: NumberSlots | None, text: str) -> str:

@@ -104,6 +104,7 @@ class MossLLM(MossModelOptions, LLM):
             "load_in_8bit": self.load_in_8bit,
             "load_in_4bit": self.load_in_4bit,
             **{name: getattr(self, name) for name in _SAMPLING_FIELDS},
+            "constrain_calls": self.constrain_calls,
         }
 
     def _sampling(self, overrides: dict[str, Any]) -> SamplingParams:
@@ -112,6 +113,11 @@ class MossLLM(MossModelOptions, LLM):
         values = {name: getattr(self, name) for name in _SAMPLING_FIELDS}
         return SamplingParams(**values).replace(**overrides)
 
+    def _constrain(self, overrides: dict[str, Any]) -> bool:
+        """Whether this call constrains Commands (``constrain_calls`` keyword, else the field)."""
+        value = overrides.pop("constrain_calls", None)
+        return self.constrain_calls if value is None else bool(value)
+
     def _call(
         self,
         prompt: str,
@@ -119,7 +125,10 @@ class MossLLM(MossModelOptions, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> str:
-        return self.engine.generate(prompt, stop=stop or (), params=self._sampling(kwargs)).text
+        constrain = self._constrain(kwargs)
+        return self.engine.generate(
+            prompt, stop=stop or (), params=self._sampling(kwargs), constrain_calls=constrain
+        ).text
 
     def _generate(
         self,
@@ -128,10 +137,16 @@ class MossLLM(MossModelOptions, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
+        constrain = self._constrain(kwargs)
+        params = self._sampling(kwargs)
         if len(prompts) == 1:
-            generations = [self.engine.generate(prompts[0], stop=stop or (), params=self._sampling(kwargs))]
+            generations = [
+                self.engine.generate(prompts[0], stop=stop or (), params=params, constrain_calls=constrain)
+            ]
         else:  # evals: many prompts in one padded batch
-            generations = self.engine.generate_batch(prompts, stop=stop or (), params=self._sampling(kwargs))
+            generations = self.engine.generate_batch(
+                prompts, stop=stop or (), params=params, constrain_calls=constrain
+            )
         return LLMResult(
             generations=[[LCGeneration(text=g.text, generation_info=_info(g))] for g in generations],
             llm_output={"model": self.model},
@@ -144,7 +159,10 @@ class MossLLM(MossModelOptions, LLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        stream = self.engine.stream(prompt, stop=stop or (), params=self._sampling(kwargs))
+        constrain = self._constrain(kwargs)
+        stream = self.engine.stream(
+            prompt, stop=stop or (), params=self._sampling(kwargs), constrain_calls=constrain
+        )
         try:
             for delta in stream:
                 chunk = GenerationChunk(text=delta)

@@ -61,7 +61,13 @@ class MossModelOptions(BaseModel):
     """Seed of the sampler."""
     reuse_cache: bool = True
     """Reuse the keys/values of the shared prefix of consecutive prompts."""
+    constrain_calls: bool = True
+    """In Commands, let the model write only enabled tool names and declared parameter names
+    (constrained decoding; it never forces a call, ``None`` stays allowed)."""
 
     def option_values(self) -> dict[str, Any]:
         """The loading and sampling options as keyword arguments."""
-        return {name: getattr(self, name) for name in (*LOADING_FIELDS, *SAMPLING_FIELDS, "reuse_cache")}
+        return {
+            name: getattr(self, name)
+            for name in (*LOADING_FIELDS, *SAMPLING_FIELDS, "reuse_cache", "constrain_calls")
+        }

@@ -53,6 +53,9 @@ def test_eval_passes_loading_options(scripted_target, smoke_suite, tmp_path):
     assert scripted_target[-1]["loading"] == {"dtype": "bfloat16", "device": "cpu"}
     result = cli.invoke(app, [*args, "--load-in-4bit", "--device-map", "auto"])
     assert scripted_target[-1]["loading"] == {"device_map": "auto", "load_in_4bit": True}
+    result = cli.invoke(app, [*args, "--free-calls"])
+    assert result.exit_code == 0, result.output
+    assert scripted_target[-1]["loading"] == {"constrain_calls": False}
 
 
 def test_eval_shows_suite_warnings(scripted_target, tmp_path, smoke_suite):

@@ -338,11 +338,15 @@ def test_real_engine_on_a_tiny_random_checkpoint(smoke_suite, tmp_path, monkeypa
     assert target.kind == "agent" and target.sampling["do_sample"] is False
     assert target.identity["fingerprint"] and target.identity["name"] == "ck"
     assert "loading" not in target.identity  # defaults: earlier runs' configs still match
+    assert target.identity["constrain_calls"] is True  # recorded: runs before it were unconstrained
+    free = runner.build_target(str(checkpoint), max_new_tokens=8, loading={"constrain_calls": False})
+    assert "constrain_calls" not in free.identity and free.model.constrain_calls is False
     run = run_eval(smoke_suite, tmp_path / "agent", target=target, limit=4, batch_size=4, progress=False)
     assert run.summary["harness_errors"] == 0 and run.summary["n"] == 4
     assert all(r.generations for r in run.results)
     chat = runner.build_target(str(checkpoint), chat=True, max_new_tokens=8)
     assert chat.kind == "chat" and chat.identity["class"] == "ChatMoss"
+    assert chat.identity["constrain_calls"] is True
     run = run_eval(smoke_suite, tmp_path / "chat", target=chat, limit=2, concurrency=2, progress=False)
     assert run.summary["harness_errors"] == 0 and run.summary["n"] == 2
     bf16 = runner.build_target(

@@ -108,3 +108,24 @@ def test_small_eval_end_to_end(tmp_path):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["n"] == 12 and summary["trigger_accuracy"] >= 0.5
     assert (tmp_path / "run" / "report.md").is_file() and (tmp_path / "run" / "confusion.png").is_file()
+
+
+def test_constrained_commands_name_a_made_up_tool_the_model_garbles():
+    """Tools with made-up names: left free the model writes no valid call; constrained, it calls the tool."""
+    from langchain_core.tools import tool
+
+    from moss_agent.models.chat import ChatMoss
+
+    @tool
+    def compute_chynslax(a: int, b: int) -> int:
+        """Multiply two numbers."""
+        return a * b
+
+    question = "Use the tool to multiply 547 by 690."
+    calls = {}
+    for constrain in (False, True):
+        model = ChatMoss(do_sample=False, max_new_tokens=64, constrain_calls=constrain)
+        message = model.bind_tools([compute_chynslax]).invoke(question)
+        calls[constrain] = [call["name"] for call in message.tool_calls + message.invalid_tool_calls]
+    assert "compute_chynslax" not in calls[False]
+    assert calls[True] == ["compute_chynslax"]

@@ -73,3 +73,6 @@ def test_other_checkpoints_get_moss_compressed_histories_and_sampling(agent_chec
 
     agent = _build_agent(str(agent_checkpoint), device="cpu", max_new_tokens=64, plugins="Calculate")
     assert agent.compress_history is True and agent.llm.do_sample is True
+    assert agent.llm.constrain_calls is True  # Commands under the prompt's grammar unless --free-calls
+    free = _build_agent(str(agent_checkpoint), device="cpu", plugins="Calculate", constrain_calls=False)
+    assert free.llm.constrain_calls is False
