@@ -122,13 +122,11 @@ class _Scanner:
                 self.quote = None
             return
         if self.depth == 1 and not self.free_argument and char not in ",)":
-            if char in "\"'" or (char == "=" and self.argument.strip().isidentifier()):
+            # A keyword name runs until "="; a quote, a digit or any other sign makes a value.
+            name = self.argument.strip()
+            if char == "=" and name.isidentifier():
                 self.free_argument = True
-            elif char.isspace() and not self.argument.strip():
-                pass
-            elif not (char.isalnum() or char == "_" or char.isspace()) or (
-                not self.argument.strip() and not _is_name_start(char)
-            ):
+            elif not char.isspace() and not (_is_name_start(char) or (name and char.isalnum())):
                 self.free_argument = True
             self.argument += char
         if char in "\"'":
@@ -169,8 +167,8 @@ class CallConstraint:
     """The allowed next tokens of one generation (see the module docstring).
 
     Call :meth:`allowed` with the generation's text so far before each token. Build one
-    per generation with :meth:`for_prompt`; the token-set cache is shared through
-    ``token_texts``' owner (the engine).
+    per generation with :meth:`for_prompt`; the engine passes one ``cache`` to all of
+    them, so each state's token set is computed once.
 
     Args:
         grammar: The prompt's tools.
