@@ -271,6 +271,8 @@ class CallConstraint:
 
     def _fits(self, kind: str, partial: str, targets: tuple[str, ...], token: str) -> bool:
         """Whether ``token`` may follow ``partial`` in a region of ``kind``."""
+        if "\ufffd" in token:  # a piece of a multi-byte character: can be judged only once whole
+            return not all(target.isascii() for target in targets)
         text = partial + token if partial else token.lstrip()
         if not text:
             return "<" not in token  # whitespace; special tokens are never part of a name

@@ -143,3 +143,16 @@ def test_batched_generation_is_constrained_like_single(random_engine, turns):
     )
     assert [g.text for g in batch] == single
     assert all(_valid_start(text) for text in single)
+
+
+def test_pieces_of_characters_are_let_through_only_for_names_that_have_such_characters():
+    tokens = ["天", "\ufffd", " Calculate", "x"]
+    meta = render_meta_instruction(["Calculate"])
+    constraint = CallConstraint.for_prompt(f"{meta}{HUMAN_TAG}: hi{END_OF_HUMAN}\n", tokens, [])
+    assert constraint is not None
+    assert constraint.allowed(f"{COMMANDS_TAG}:").tolist() == [2]  # type: ignore[union-attr]
+    tool = PluginDeclaration("查天气", "Weather", "查天气(城市)")
+    meta = render_meta_instruction(["查天气"], custom=[tool])
+    constraint = CallConstraint.for_prompt(f"{meta}{HUMAN_TAG}: hi{END_OF_HUMAN}\n", tokens, [])
+    assert constraint is not None
+    assert constraint.allowed(f"{COMMANDS_TAG}:").tolist() == [1]  # type: ignore[union-attr]
