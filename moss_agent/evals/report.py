@@ -88,6 +88,8 @@ def _config_lines(config: Mapping[str, Any]) -> list[str]:
     suite = config.get("suite") or {}
     sampling = config.get("sampling") or {}
     decoding = "sampling" if sampling.get("do_sample") else "greedy"
+    if isinstance(model, Mapping) and model.get("constrain_calls"):
+        decoding += ", constrained Commands"
     rows = [
         ("Model", f"`{model.get('path') or model.get('name')}` ({model.get('class', '?')})"),
         (

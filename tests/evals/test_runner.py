@@ -344,6 +344,7 @@ def test_real_engine_on_a_tiny_random_checkpoint(smoke_suite, tmp_path, monkeypa
     run = run_eval(smoke_suite, tmp_path / "agent", target=target, limit=4, batch_size=4, progress=False)
     assert run.summary["harness_errors"] == 0 and run.summary["n"] == 4
     assert all(r.generations for r in run.results)
+    assert "agent · greedy, constrained Commands ·" in (tmp_path / "agent" / "report.md").read_text()
     chat = runner.build_target(str(checkpoint), chat=True, max_new_tokens=8)
     assert chat.kind == "chat" and chat.identity["class"] == "ChatMoss"
     assert chat.identity["constrain_calls"] is True
