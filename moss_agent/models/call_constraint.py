@@ -267,7 +267,7 @@ class CallConstraint:
         ]
         if not ids:  # the text already left the grammar (a forced prefix): do not block everything
             return None
-        return torch.tensor(sorted(set(ids)), dtype=torch.long)
+        return torch.tensor(ids, dtype=torch.long)
 
     def _fits(self, kind: str, partial: str, targets: tuple[str, ...], token: str) -> bool:
         """Whether ``token`` may follow ``partial`` in a region of ``kind``."""

@@ -205,6 +205,8 @@ class GenerationEngine:
         self._slot_ids = self._slot_scheme.token_ids(tokenizer)
         self._token_texts: list[str] | None = None
         self._constraint_cache: dict[Any, Any] = {}
+        # the token ids that end a Commands section (<eoc> when it is one token, end of text)
+        self._commands_end_ids = sorted(_Stops(tokenizer, [END_OF_COMMANDS], self._eos_ids).token_stops)
 
     @classmethod
     def from_pretrained(
@@ -571,11 +573,9 @@ class GenerationEngine:
     def _call_constraint(self, prompt: str) -> CallConstraint | None:
         from moss_agent.models.call_constraint import CallConstraint
 
-        stop_ids = set(self._eos_ids)
-        end_of_commands = self.loaded.tokenizer.convert_tokens_to_ids(END_OF_COMMANDS)
-        if isinstance(end_of_commands, int) and end_of_commands != self.loaded.tokenizer.unk_token_id:
-            stop_ids.add(end_of_commands)
-        return CallConstraint.for_prompt(prompt, self.token_texts(), sorted(stop_ids), self._constraint_cache)
+        return CallConstraint.for_prompt(
+            prompt, self.token_texts(), self._commands_end_ids, self._constraint_cache
+        )
 
     def count_tokens(self, text: str) -> int:
         """How many tokens the model reads for ``text`` (number slots applied)."""
