@@ -579,7 +579,7 @@ def train_recipe_command(
     ] = _RECIPE.bigram_heads,
     layers: Annotated[int, typer.Option(help="Transformer layers of the model.", min=2)] = _RECIPE.n_layer,
     width: Annotated[
-        int, typer.Option(help="Hidden size of the model (a multiple of its 8 heads; 160 or more).", min=32)
+        int, typer.Option(help="Hidden size of the model (a multiple of its 8 heads; 160 to 256 with the induction circuit).", min=32)
     ] = _RECIPE.n_embd,
     mask_human: Annotated[
         bool, typer.Option(help="No loss on the user's turns (learn only MOSS's own text).")
@@ -804,13 +804,24 @@ def train_install_command(
     destination: Annotated[
         Path | None, typer.Option(help="Install folder; default: inside the package.")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Score from scratch: drop the run's earlier eval results (needed when they were made "
+            "under other eval settings).",
+        ),
+    ] = False,
 ) -> None:
-    """Score a recipe's model on its held-out split, write its card, install it as the embedded model."""
+    """Score a recipe's model on its held-out split, write its card, install it as the embedded model.
+
+    Scoring resumes the run's earlier eval folders (``eval-heldout``, ...) where their settings match.
+    """
     from moss_agent.models.embedded import EMBEDDED_MODEL_NAME
     from moss_agent.train.recipe import evaluate_and_install
 
     target = destination or Path(__file__).parent / "assets" / EMBEDDED_MODEL_NAME
-    installed = evaluate_and_install(run, target, suite=suite)
+    installed = evaluate_and_install(run, target, suite=suite, force=force)
     typer.echo(f"installed {installed}")
 
 

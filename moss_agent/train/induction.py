@@ -153,8 +153,15 @@ def check_circuit_shape(
     pass_dims = head_dim - rotary_dim
     if rotary_dim < 2 or pass_dims < 4:
         raise UsageError("the circuit needs rotary_dim >= 2 and at least 4 non-rotary dims per head")
-    if not 1 <= induction_heads <= n_head or induction_heads * pass_dims > head_dim:
-        raise UsageError(f"induction_heads must be 1…{head_dim // pass_dims}")
+    if not 1 <= induction_heads <= n_head:
+        raise UsageError(f"induction_heads must be 1…{n_head}, got {induction_heads}")
+    if induction_heads * pass_dims > head_dim:
+        widest = (induction_heads * rotary_dim // (induction_heads - 1)) * n_head if induction_heads > 1 else None
+        raise UsageError(
+            f"hidden size {n_embd} gives {head_dim} dims per head, {pass_dims} of them not rotary; "
+            f"{induction_heads} induction heads need {induction_heads} x {pass_dims} of one head's dims"
+            + (f": use a hidden size of at most {widest}" if widest else "")
+        )
     half = pass_dims // 2
     if (
         bigram_heads < 0

@@ -57,6 +57,7 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     [
         ({"n_embd": 100}, "multiple of the 8 attention heads"),
         ({"n_embd": 128}, "use --width 160 or more"),
+        ({"n_embd": 272, "n_layer": 2}, "hidden size of at most 256"),
         ({"n_layer": 1}, "at least 2"),
         ({"bigram_heads": 7}, "too many bigram_heads"),
     ],
@@ -75,6 +76,7 @@ def test_the_default_shape_and_a_wider_one_pass_the_check():
 
     check_recipe(RecipeConfig(out=""))
     check_recipe(RecipeConfig(out="", n_embd=160, n_layer=6))
+    check_recipe(RecipeConfig(out="", n_embd=256, n_layer=2))
 
 
 def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tmp_path):
@@ -113,3 +115,14 @@ def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tm
     config = json.loads((installed / "config.json").read_text())
     assert config.get("dtype", config.get("torch_dtype")) == "float32"
     assert "float32 safetensors, the weights the scores below were measured on" in card
+    # earlier scores made under other eval settings are not resumed silently; --force redoes them
+    eval_config = run / "eval-heldout" / "config.json"
+    stale = json.loads(eval_config.read_text())
+    stale["model"]["constrain_calls"] = False
+    eval_config.write_text(json.dumps(stale))
+    from moss_agent.errors import UsageError
+
+    with pytest.raises(UsageError, match="--force"):
+        evaluate_and_install(run, tmp_path / "installed-stale", batch_size=8)
+    evaluate_and_install(run, tmp_path / "installed-stale", batch_size=8, force=True)
+    assert json.loads(eval_config.read_text())["model"]["constrain_calls"] is True

@@ -47,7 +47,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert all(getattr(defaults, name) for name in shipped)  # the embedded model's recipe
     assert not (defaults.pair_solutions or defaults.restate_solutions or defaults.mask_human)
     assert not (defaults.quote_api or defaults.novel_names)  # measured, not better (README)
-    assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (4, 192, 3200, 34000)
+    assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (3, 224, 3200, 34000)
     assert defaults.number_slots == 32 and defaults.number_rounding is True
     assert defaults.digit_slots is False and defaults.name_spaces is False
     result = runner.invoke(
