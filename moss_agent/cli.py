@@ -579,7 +579,11 @@ def train_recipe_command(
     ] = _RECIPE.bigram_heads,
     layers: Annotated[int, typer.Option(help="Transformer layers of the model.", min=2)] = _RECIPE.n_layer,
     width: Annotated[
-        int, typer.Option(help="Hidden size of the model (a multiple of its 8 heads; 160 to 256 with the induction circuit).", min=32)
+        int,
+        typer.Option(
+            help="Hidden size of the model (a multiple of its 8 heads; 160 to 256 with the circuit).",
+            min=32,
+        ),
     ] = _RECIPE.n_embd,
     mask_human: Annotated[
         bool, typer.Option(help="No loss on the user's turns (learn only MOSS's own text).")

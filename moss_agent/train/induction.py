@@ -156,7 +156,9 @@ def check_circuit_shape(
     if not 1 <= induction_heads <= n_head:
         raise UsageError(f"induction_heads must be 1…{n_head}, got {induction_heads}")
     if induction_heads * pass_dims > head_dim:
-        widest = (induction_heads * rotary_dim // (induction_heads - 1)) * n_head if induction_heads > 1 else None
+        widest = None
+        if induction_heads > 1:  # h * (d - rotary) <= d for d dims per head
+            widest = induction_heads * rotary_dim // (induction_heads - 1) * n_head
         raise UsageError(
             f"hidden size {n_embd} gives {head_dim} dims per head, {pass_dims} of them not rotary; "
             f"{induction_heads} induction heads need {induction_heads} x {pass_dims} of one head's dims"

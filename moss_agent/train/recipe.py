@@ -358,7 +358,7 @@ def evaluate_and_install(
     """
     from safetensors import safe_open
 
-    from moss_agent.evals.runner import build_target, run_eval
+    from moss_agent.evals.runner import EvalRun, build_target, run_eval
     from moss_agent.train.heldout import after_call_suite, heldout_suite, novel_name_suite
     from moss_agent.train.model_card import render_model_card
 
@@ -366,12 +366,16 @@ def evaluate_and_install(
     data = run_dir / "data"
     target = build_target(str(final))
 
+    def score(suite_file: Path, eval_name: str) -> EvalRun:
+        """The model's run on a suite, in the run's folder ``eval_name``."""
+        return run_eval(suite_file, run_dir / eval_name, target=target, batch_size=batch_size, force=force)
+
     def split_scores(split: str, suite_name: str, eval_name: str) -> tuple[Path, dict[str, Any]]:
         """A generated split as a suite, and the model's scores on it (Calculate/Solve answers too)."""
         suite_file = heldout_suite(
             data / f"{split}.jsonl", data / "corpus.jsonl", run_dir / "heldout" / suite_name
         )
-        run = run_eval(suite_file, run_dir / eval_name, target=target, batch_size=batch_size, force=force)
+        run = score(suite_file, eval_name)
         summary = dict(run.summary)
         summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(run.results)
         return suite_file, summary
@@ -379,18 +383,16 @@ def evaluate_and_install(
     suite_file, heldout_summary = split_scores("test", "heldout.jsonl", "eval-heldout")
     _, valid_summary = split_scores("valid", "valid.jsonl", "eval-valid")
     novel_file = novel_name_suite(suite_file, run_dir / "heldout" / "novel-names.jsonl")
-    novel = run_eval(novel_file, run_dir / "eval-novel", target=target, batch_size=batch_size, force=force).summary
+    novel = score(novel_file, "eval-novel").summary
     # per made-up tool name, its rows would say nothing and fill scores.json
     novel_summary = {k: v for k, v in novel.items() if k not in ("per_tool", "by_tool")}
     after_file = after_call_suite(suite_file, data / "test.jsonl", run_dir / "heldout" / "after-call.jsonl")
-    after = run_eval(after_file, run_dir / "eval-after-call", target=target, batch_size=batch_size, force=force)
+    after = score(after_file, "eval-after-call")
     after_call_summary = dict(after.summary)
     after_call_summary["answer_accuracy_calc_solve"] = _calc_solve_answer_accuracy(after.results)
     suite_summary = None
     if suite is not None:
-        suite_summary = dict(
-            run_eval(suite, run_dir / "eval-suite", target=target, batch_size=batch_size, force=force).summary
-        )
+        suite_summary = dict(score(suite, "eval-suite").summary)
     with safe_open(str(final / "model.safetensors"), framework="pt") as weights:
         parameters = sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys())
     card = render_model_card(
