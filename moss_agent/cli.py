@@ -513,6 +513,10 @@ _ContextTurns = Annotated[
         help="Put an earlier turn (any tool, often the other language) before 30 % of training turns."
     ),
 ]
+_PhraseQueries = Annotated[
+    bool,
+    typer.Option(help="English Search queries follow the thoughts' words ('population of Cormouth')."),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -545,6 +549,7 @@ def train_data_command(
     api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
     switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
     context_turns: _ContextTurns = _RECIPE.context_turns,
+    phrase_queries: _PhraseQueries = _RECIPE.phrase_queries,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -603,6 +608,7 @@ def train_recipe_command(
     api_thoughts: _ApiThoughts = _RECIPE.api_thoughts,
     switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
     context_turns: _ContextTurns = _RECIPE.context_turns,
+    phrase_queries: _PhraseQueries = _RECIPE.phrase_queries,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,

@@ -553,10 +553,16 @@ class TurnBuilder:
         attr = _ATTR[lang][kind]
         thoughts = self.text(rng, lang, "THOUGHTS", "search", entity=fact.entity, attr=attr)
         thoughts = self.tool_thoughts(lang, "Search", True, thoughts)
-        invocation = ToolInvocation.call("Search", fact.query)
+        query = fact.query
+        if lang == "en" and self.options.phrase_queries:
+            phrased = f"{attr} of {fact.entity}"
+            phrased_snippets = self.search(phrased)
+            if phrased_snippets and phrased_snippets[0] == fact.text:
+                query, snippets = phrased, phrased_snippets
+        invocation = ToolInvocation.call("Search", query)
         results = results_for([result_for(invocation, snippets, ResultLayout.HITS)])
         reply = self.text(rng, lang, "REPLIES", f"search.{kind}", entity=fact.entity, answer=fact.answer)
-        expect = self.expect("search", family, "Search", fact.query, None, [fact.answer])
+        expect = self.expect("search", family, "Search", query, None, [fact.answer])
         return TurnSpec(human, thoughts, (invocation,), results, reply, expect)
 
     # --- Text2Image ----------------------------------------------------------------------------

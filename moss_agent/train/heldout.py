@@ -21,7 +21,13 @@ __all__ = ["after_call_suite", "heldout_suite", "novel_name_suite"]
 
 def _keyword(tool: str, argument: str) -> str:
     if tool == "Search":
-        return argument.split()[0]
+        # the entity's first word: "Cormouth population", or "population of Cormouth" (phrase_queries)
+        words = argument.split()
+        if len(words) > 2 and words[1] == "of":
+            return words[2]
+        if len(words) > 3 and words[2] == "of":  # "founding year of X"
+            return words[3]
+        return words[0]
     return re.split(r"[，,]", argument)[0].strip() or argument
 
 

@@ -177,6 +177,11 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         "- About 30 % of the one-turn training conversations get an earlier turn of another kind put"
         " before them (half in the other language), so a call reads its own request, not the earlier call.",
     ),
+    (
+        "phrase_queries",
+        "- English Search queries follow the words of the Inner Thoughts (`population of Cormouth`), so the"
+        " name is copied after the same word it follows there.",
+    ),
 )
 
 

@@ -67,6 +67,13 @@ class DataOptions:
             1234 multiplied by 5678?"). Its own RNG stream draws the earlier turns, but they take
             values from the streams of other training-only options, so those options' draws for
             the later turns differ.
+        phrase_queries: English Search queries follow the words of the Inner Thoughts, attribute
+            first (``population of Cormouth`` for "…the population of Cormouth."), instead of
+            ``Cormouth population``. A byte-level BPE token of a name depends on the character
+            before it (`` Cormouth`` after a space, ``Cormouth`` after ``("``), so in the old
+            order the first name token of the query had no token of the same identity to copy;
+            after ``of`` it is the thoughts' own token. Where the phrased query does not rank the
+            asked fact first, the turn keeps the old query.
     """
 
     switch_thoughts: bool = True
@@ -83,6 +90,7 @@ class DataOptions:
     api_thoughts: bool = False
     switch_languages: bool = False
     context_turns: bool = True
+    phrase_queries: bool = False
 
 
 #: Options that ``dataset_info.json`` names only when they are on, in this order.
@@ -99,4 +107,5 @@ OPTIONAL_KEYS = (
     "api_thoughts",
     "switch_languages",
     "context_turns",
+    "phrase_queries",
 )

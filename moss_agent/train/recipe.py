@@ -93,6 +93,7 @@ class RecipeConfig:
     api_thoughts: bool = _DATA.api_thoughts
     switch_languages: bool = _DATA.switch_languages
     context_turns: bool = _DATA.context_turns
+    phrase_queries: bool = _DATA.phrase_queries
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
     name_spaces: bool = False

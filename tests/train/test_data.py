@@ -749,3 +749,37 @@ def test_wrapped_requests_take_the_language_of_their_own_turn(tmp_path: Path) ->
             if expect["family"].startswith("en."):  # no Chinese greeting or thanks around an English request
                 assert not re.search(r"[\u4e00-\u9fff]", human), human
     assert mixed >= 20
+
+
+def test_phrased_queries_follow_the_thoughts_and_keep_the_held_out_expectations(
+    dataset: DatasetInfo, tmp_path: Path
+) -> None:
+    from moss_agent.train.heldout import heldout_suite
+
+    phrased = generate_dataset(
+        tmp_path / "phrased", seed=0, options=replace(PLAIN, phrase_queries=True), **SIZES
+    )
+    assert phrased.stats["phrase_queries"] is True and "phrase_queries" not in dataset.stats
+    english = 0
+    for split in SPLITS:
+        for a_record, b_record in zip(records(dataset, split), records(phrased, split), strict=True):
+            for (a, _), (b, _) in zip(turns(a_record), turns(b_record), strict=True):
+                assert (a["Human"], a["Inner Thoughts"]) == (b["Human"], b["Inner Thoughts"])
+                calls = [c for c in commands(a).invocations if c.name == "Search"]
+                if not calls or not calls[0].args[0].isascii():
+                    assert a == b
+                    continue
+                english += 1
+                (old,), (new,) = calls[0].args, commands(b).invocations[0].args
+                thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+                # "Cormouth population" -> "population of Cormouth", as the thoughts say it
+                assert new != old and f" {new}" in thoughts and old.split()[0] in new.split(" of ", 1)[1]
+    assert english >= 5
+    # a held-out suite reads the same expectations (the entity's first word) from either query form
+    suites = [
+        heldout_suite(d.out_dir / "test.jsonl", d.out_dir / "corpus.jsonl", tmp_path / f"{i}.jsonl")
+        for i, d in enumerate((dataset, phrased))
+    ]
+    expects = [[json.loads(line)["expect"] for line in s.read_text().splitlines()] for s in suites]
+    assert expects[0] == expects[1]
+    assert any("keywords" in e for e in expects[0])
