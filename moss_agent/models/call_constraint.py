@@ -10,7 +10,10 @@ that keep
   enables, or of ``None`` (no call);
 - each keyword of a call to a declared (non-built-in) tool a prefix of ``param=`` for a
   parameter in that tool's API line; values, quoted strings and positional arguments
-  are free.
+  are free;
+- a call to a declared tool open until it has every required parameter of its API line
+  (keyword or positional; a parameter written with a default, ``unit=None``, is optional):
+  no token that closes its parenthesis or ends the section gets through before.
 
 It never decides *whether* to call (that is the thoughts' and the first token's
 business: ``None`` stays allowed) nor what the arguments say. Everything outside
@@ -62,10 +65,13 @@ class CallGrammar:
         names: API names of the enabled plugins.
         params: For each enabled declared tool, its parameter names (built-in plugins
             take one free expression and are absent).
+        required: For each enabled declared tool, the parameters its API line gives no
+            default (``f(a, b=None)``: ``a``); a call is not closed before it has them.
     """
 
     names: tuple[str, ...]
     params: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    required: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
     def from_prompt(cls, prompt: str) -> CallGrammar | None:
@@ -76,16 +82,17 @@ class CallGrammar:
         except ParseError:
             return None
         builtin = {plugin.name for plugin in builtin_plugins()}
-        names, params = [], {}
+        names, params, required = [], {}, {}
         for plugin in meta.plugins:
             if plugin.name not in meta.enabled or not plugin.name.isidentifier():
                 continue
             names.append(plugin.name)
             if plugin.name not in builtin and plugin.api:
                 inside = plugin.api.partition("(")[2].rpartition(")")[0]
-                declared = [m.group(0) for part in inside.split(",") if (m := re.match(r"\s*\w+", part))]
-                params[plugin.name] = tuple(name.strip() for name in declared)
-        return cls(tuple(names), params)
+                declared = [m for part in inside.split(",") if (m := re.match(r"\s*(\w+)\s*(=)?", part))]
+                params[plugin.name] = tuple(m.group(1) for m in declared)
+                required[plugin.name] = tuple(m.group(1) for m in declared if not m.group(2))
+        return cls(tuple(names), params, required)
 
 
 @dataclass
@@ -105,8 +112,39 @@ class _Scanner:
     """The current argument's text while it may still be a keyword name."""
     free_argument: bool = False
     """The current argument is a value (or past its ``=``): not constrained."""
-    first_argument: bool = True
-    """The current argument is the call's first."""
+    keywords: tuple[str, ...] = ()
+    """The keywords of the current call's finished arguments."""
+    positional: int = 0
+    """How many of the current call's finished arguments were positional."""
+
+    def _finish_argument(self) -> None:
+        keyword = self._keyword()
+        if keyword is not None:
+            self.keywords += (keyword,)
+        elif self.argument.strip():
+            self.positional += 1
+
+    def _keyword(self) -> str | None:
+        """The current argument's keyword, once its ``=`` is written."""
+        text = self.argument.strip()
+        if not text.endswith("="):
+            return None
+        name = text[:-1].strip()
+        return name if name.isidentifier() else None
+
+    def missing(self, grammar: CallGrammar) -> tuple[str, ...]:
+        """Required parameters of the open declared call not given yet (the current argument counts)."""
+        if self.depth < 1 or not grammar.required.get(self.call):
+            return ()
+        given = set(self.keywords)
+        positional = self.positional
+        keyword = self._keyword()
+        if keyword is not None:
+            given.add(keyword)
+        elif self.free_argument and self.argument.strip():
+            positional += 1
+        given.update(grammar.params[self.call][:positional])
+        return tuple(name for name in grammar.required[self.call] if name not in given)
 
     def feed(self, text: str) -> None:
         for char in text:
@@ -134,7 +172,8 @@ class _Scanner:
         elif char in _OPEN:
             if self.depth == 0:
                 self.call = self.segment.strip()
-                self.argument, self.free_argument, self.first_argument = "", False, True
+                self.argument, self.free_argument = "", False
+                self.keywords, self.positional = (), 0
             self.depth += 1
         elif char in _CLOSE:
             self.depth = max(0, self.depth - 1)
@@ -143,24 +182,58 @@ class _Scanner:
         elif char in _SEPARATORS and self.depth == 0:
             self.segment, self.closed = "", False
         elif char == "," and self.depth == 1:
-            self.argument, self.free_argument, self.first_argument = "", False, False
+            self._finish_argument()
+            self.argument, self.free_argument = "", False
         elif self.depth == 0 and not self.closed:
             self.segment += char
 
-    def state(self, grammar: CallGrammar) -> tuple[str, str, tuple[str, ...]] | None:
-        """``(kind, partial text, targets)`` where the next token is constrained; None where free."""
+    def state(self, grammar: CallGrammar) -> _State | None:
+        """``(kind, partial text, targets, guard)`` where the next token is constrained; None where free.
+
+        ``guard`` is ``(quote, escaped, depth)`` while the open call lacks a required
+        parameter: then no token may close it.
+        """
+        guard = (self.quote or "", self.escaped, self.depth) if self.missing(grammar) else None
         if self.quote is not None:
-            return None
+            return None if guard is None else ("value", "", (), guard)
         if self.depth == 0 and not self.closed:
             partial = self.segment.lstrip()
             if partial.startswith(NO_CALL):
                 return None
-            return ("name", partial, (*(f"{name}(" for name in grammar.names), NO_CALL))
+            return ("name", partial, (*(f"{name}(" for name in grammar.names), NO_CALL), None)
         if self.depth == 1 and not self.free_argument and self.call in grammar.params:
             names = grammar.params[self.call]
-            kind = "first argument" if self.first_argument else "argument"
-            return (kind, self.argument.lstrip(), (*(f"{n}=" for n in names), *(f"{n} =" for n in names)))
-        return None
+            targets = (*(f"{n}=" for n in names), *(f"{n} =" for n in names))
+            return ("argument", self.argument.lstrip(), targets, guard)
+        return None if guard is None else ("value", "", (), guard)
+
+
+#: A constrained state: kind, partial text, targets, and the guard against closing a call.
+_State = tuple[str, str, tuple[str, ...], tuple[str, bool, int] | None]
+
+
+def _closes(token: str, guard: tuple[str, bool, int]) -> bool:
+    """Whether ``token``, written where ``guard`` says, closes the call or ends the section."""
+    if "<|" in token:
+        return True
+    quote, escaped, depth = guard
+    for char in token:
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in _OPEN:
+            depth += 1
+        elif char in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                return True
+    return False
 
 
 class CallConstraint:
@@ -187,7 +260,7 @@ class CallConstraint:
         stop_ids: Sequence[int],
         *,
         prompt_tail: str | None = None,
-        cache: dict[tuple[str, str, tuple[str, ...]], torch.Tensor | None] | None = None,
+        cache: dict[_State, torch.Tensor | None] | None = None,
     ) -> None:
         self.grammar = grammar
         self._texts = token_texts
@@ -206,7 +279,7 @@ class CallConstraint:
         prompt: str,
         token_texts: Sequence[str],
         stop_ids: Sequence[int],
-        cache: dict[tuple[str, str, tuple[str, ...]], torch.Tensor | None] | None = None,
+        cache: dict[_State, torch.Tensor | None] | None = None,
     ) -> CallConstraint | None:
         """A constraint for a generation that continues ``prompt``; None for a non-MOSS prompt."""
         grammar = CallGrammar.from_prompt(prompt)
@@ -256,29 +329,41 @@ class CallConstraint:
             self._scanner.feed(new)
             return
 
-    def _compute(self, kind: str, partial: str, targets: tuple[str, ...]) -> torch.Tensor | None:
+    def _compute(
+        self, kind: str, partial: str, targets: tuple[str, ...], guard: tuple[str, bool, int] | None
+    ) -> torch.Tensor | None:
         import torch
 
         stops = set(self._stop_ids)
         ids = [
             i
             for i, token in enumerate(self._texts)
-            if i not in stops and self._fits(kind, partial, targets, token)
+            if i not in stops and self._fits(kind, partial, targets, guard, token)
         ]
         if not ids:  # the text already left the grammar (a forced prefix): do not block everything
             return None
         return torch.tensor(ids, dtype=torch.long)
 
-    def _fits(self, kind: str, partial: str, targets: tuple[str, ...], token: str) -> bool:
+    def _fits(
+        self,
+        kind: str,
+        partial: str,
+        targets: tuple[str, ...],
+        guard: tuple[str, bool, int] | None,
+        token: str,
+    ) -> bool:
         """Whether ``token`` may follow ``partial`` in a region of ``kind``."""
+        if guard is not None and _closes(token, guard):
+            return False
+        if kind == "value":  # only the guard applies
+            return True
         if "\ufffd" in token:  # a piece of a multi-byte character: can be judged only once whole
             return not all(target.isascii() for target in targets)
         text = partial + token if partial else token.lstrip()
         if not text:
             return "<" not in token  # whitespace; special tokens are never part of a name
         if kind != "name" and not partial and not _is_name_start(text[0]):
-            # a value; but a tool that declares parameters gets at least one argument
-            return not (kind == "first argument" and targets and text[0] == ")")
+            return True  # a value (a call that lacks a required parameter is kept open by the guard)
         target = next((t for t in targets if t.startswith(text) or text.startswith(t)), None)
         if target is None:
             return False

@@ -81,6 +81,19 @@ def call_thought(names: Iterable[str]) -> str:
     return f"The user's request matches the {called} tool, so I should call it."
 
 
+def _api_parameter(name: str, schema: dict[str, Any], required: bool) -> str:
+    """A parameter as its tool's API line writes it: ``name``, or ``name=default`` when optional.
+
+    Constrained Commands decoding (``moss_agent.models.call_constraint``) keeps a call open
+    until it has the parameters written without a default.
+    """
+    if required:
+        return name
+    default = schema.get("default")
+    text = repr(default) if isinstance(default, (bool, int, float, str)) else "None"
+    return f"{name}={text if len(text) <= 24 else 'None'}"
+
+
 def tools_to_plugins(tools: Sequence[Any]) -> list[BoundTool]:
     """Turn LangChain tools / pydantic models / functions / tool dicts into plugins."""
     bound = []
@@ -90,9 +103,10 @@ def tools_to_plugins(tools: Sequence[Any]) -> list[BoundTool]:
         if not name.isidentifier():
             raise UsageError(f"tool name {name!r} must be a Python identifier for MOSS's call syntax")
         properties = spec.get("parameters", {}).get("properties", {})
+        required = spec.get("parameters", {}).get("required", list(properties))
         params = tuple(properties)
         single_text = len(params) == 1 and properties[params[0]].get("type") == "string"
-        api = f"{name}({', '.join(params)})"
+        api = f"{name}({', '.join(_api_parameter(p, properties[p], p in required) for p in params)})"
         bound.append(
             BoundTool(
                 PluginDeclaration(name, _label(name, spec.get("description", "")), api), params, single_text

@@ -196,8 +196,12 @@ def render_model_card(
     novel_summary: dict[str, Any] | None = None,
     after_call_summary: dict[str, Any] | None = None,
     valid_summary: dict[str, Any] | None = None,
+    constrained_calls: bool = False,
 ) -> str:
-    """Write the card of the model trained in ``run_dir`` (a recipe working folder)."""
+    """Write the card of the model trained in ``run_dir`` (a recipe working folder).
+
+    ``constrained_calls``: the scores were measured with constrained Commands decoding.
+    """
     recipe = json.loads((run_dir / "recipe_config.json").read_text())
     info = json.loads((run_dir / "data" / "dataset_info.json").read_text())
     log = _read_jsonl(run_dir / "sft" / "train_log.jsonl")
@@ -312,7 +316,13 @@ def render_model_card(
         if extra is not None:
             lines.insert(-1, f"| final answer right (Calculate/Solve cases) | {_pct(extra)} |")
     lines += [
-        f"Greedy decoding. Reproduce with `{reproduce_command(recipe)}` then",
+        (
+            "Greedy decoding with constrained Commands (`moss_agent.models.call_constraint`; `--free-calls`"
+            " turns it off)."
+            if constrained_calls
+            else "Greedy decoding."
+        )
+        + f" Reproduce with `{reproduce_command(recipe)}` then",
         "`moss-agent eval --suite evals/suites/plugin-basic.jsonl --out runs/basic`.",
         "",
         "Licence: Apache-2.0 (weights and code). The MOSS meta instruction text is from the MOSS project.",

@@ -406,6 +406,7 @@ def evaluate_and_install(
         novel_summary=novel_summary,
         valid_summary=valid_summary,
         after_call_summary=after_call_summary,
+        constrained_calls=bool(after.config.get("model", {}).get("constrain_calls")),
     )
     installed = install_model(final, data, destination, card)
     (destination / "scores.json").write_text(

@@ -28,12 +28,17 @@ NAMES = (
 KNOWN_LIMITS = {
     "test_tool_calling_with_no_arguments": NAMES,
     "test_unicode_tool_call_integration": ARGUMENTS,
-    # With the pydantic schemas the current model writes no valid call of the schema's tool; the
-    # TypedDict and JSON-schema variants and the optional-parameter test pass with it (the model
-    # before it passed none of them).
+    # Asked for a joke, the current model (three layers of 224) writes `None` and, forced, garbles
+    # the values (`J2(电视塔高度")_shipping=…`) in every variant; the model before it (four of 192)
+    # passed the TypedDict, JSON-schema and optional-parameter variants.
     "test_structured_output[pydantic]": STRUCTURED,
     "test_structured_output_async[pydantic]": STRUCTURED,
     "test_structured_output_pydantic_2_v1": STRUCTURED,
+    "test_structured_output[typeddict]": STRUCTURED,
+    "test_structured_output_async[typeddict]": STRUCTURED,
+    "test_structured_output[json_schema]": STRUCTURED,
+    "test_structured_output_async[json_schema]": STRUCTURED,
+    "test_structured_output_optional_param": STRUCTURED,
 }
 
 

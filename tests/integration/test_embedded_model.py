@@ -83,7 +83,7 @@ def test_readme_main_command_calls_the_tools():
     assert result.exit_code == 0, result.output
     assert "Solve(" in result.stderr and "Calculate(" in result.stderr
     assert (
-        "鸡有23只，兔有12只。" in result.stdout and "The result is 7006652." in result.stdout
+        "鸡有23只，兔有12只。" in result.stdout and "1234 × 5678 = 7006652." in result.stdout
     )  # as the README says
 
 

@@ -16,7 +16,7 @@ from moss_agent.protocol import (
     render_meta_instruction,
 )
 
-WEATHER = PluginDeclaration("get_weather", "Weather at a place", "get_weather(location, unit)")
+WEATHER = PluginDeclaration("get_weather", "Weather at a place", "get_weather(location, unit=None)")
 DICE = PluginDeclaration("roll_dice", "Roll a dice", "roll_dice()")
 META = render_meta_instruction(["Calculate", "get_weather", "roll_dice"], custom=[WEATHER, DICE])
 PROMPT = f"{META}{HUMAN_TAG}: Is it raining in Oslo?{END_OF_HUMAN}\n"
@@ -24,7 +24,7 @@ PROMPT = f"{META}{HUMAN_TAG}: Is it raining in Oslo?{END_OF_HUMAN}\n"
 TOKENS = [
     " Calculate", "Calc", "ulate", "(", "(\"", "()", "(x", "(location", "Search", " None", "None",
     " get", "_weather", "_w", "location", "loc", "=", "unit", "weight", ")", "\"", "1", "2+", " ",
-    "<eoc>", "<num1>", "Calculatex", ", ", "get_weather(weight", "\n", "ation",
+    "<eoc>", "<num1>", "Calculatex", ", ", "get_weather(weight", "\n", "ation", "\")",
 ]  # fmt: skip
 STOP = [TOKENS.index("<eoc>")]
 
@@ -41,6 +41,7 @@ def test_grammar_reads_enabled_tools_and_declared_parameters():
     assert grammar is not None
     assert grammar.names == ("Calculate", "get_weather", "roll_dice")  # Search is not enabled
     assert grammar.params == {"get_weather": ("location", "unit"), "roll_dice": ()}
+    assert grammar.required == {"get_weather": ("location",), "roll_dice": ()}  # unit has a default
 
 
 def test_no_constraint_without_a_meta_instruction():
@@ -74,10 +75,27 @@ def test_keywords_of_a_declared_tool_are_its_parameters():
     assert not {"weight", ")", "_weather", " None", "<eoc>"} & first
     assert allowed(f"{COMMANDS_TAG}: get_weather(loc") == {"ation"}
     assert allowed(f"{COMMANDS_TAG}: get_weather(location") == {"=", " "}
-    # values and later arguments
+    # values and later arguments (location given: nothing required is missing)
     assert allowed(f'{COMMANDS_TAG}: get_weather(location="Os') is None
     later = allowed(f'{COMMANDS_TAG}: get_weather("Oslo", ')
     assert later is not None and ")" in later and "unit" in later and "weight" not in later
+
+
+def test_a_call_stays_open_until_it_has_its_required_parameters():
+    # PROMPT's get_weather(location, unit=None): location is required, by keyword or position
+    after_unit = allowed(f'{COMMANDS_TAG}: get_weather(unit="C", ')
+    assert after_unit is not None and "location" in after_unit and not {")", "<eoc>"} & after_unit
+    in_unit = allowed(f'{COMMANDS_TAG}: get_weather(unit="C')
+    assert in_unit is not None and {")", "1"} <= in_unit and not {'")', "<eoc>"} & in_unit
+    assert allowed(f'{COMMANDS_TAG}: get_weather(unit="C", location="Os') is None
+    assert allowed(f'{COMMANDS_TAG}: get_weather("Oslo"') is None  # positional location: may close
+    # with both required, the first value cannot close the call, in or after its quotes
+    both = PluginDeclaration("get_weather", "Weather at a place", "get_weather(location, unit)")
+    prompt = render_meta_instruction(["get_weather"], custom=[both]) + PROMPT[len(META) :]
+    for text, closing in (('get_weather("Oslo"', ")"), ('get_weather(location="Os', '")')):
+        inside = allowed(f"{COMMANDS_TAG}: {text}", prompt=prompt)
+        assert inside is not None and closing not in inside and "<eoc>" not in inside
+    assert allowed(f'{COMMANDS_TAG}: get_weather("Oslo", "C"', prompt=prompt) is None
 
 
 def test_built_in_arguments_and_finished_calls_are_free():

@@ -110,6 +110,25 @@ def test_with_structured_output_pydantic():
     assert person == Person(name="Ada Lovelace", age=36)
 
 
+def test_optional_parameters_are_written_with_their_default_in_the_api_line():
+    from moss_agent.models.call_constraint import CallGrammar
+    from moss_agent.protocol import render_meta_instruction
+
+    class search_docs(BaseModel):  # noqa: N801 - the tool name
+        """Search the docs."""
+
+        query: str
+        limit: int = 5
+        section: str | None = None
+
+    (tool,) = tools_to_plugins([search_docs])
+    assert tool.declaration.api == "search_docs(query, limit=5, section=None)"
+    prompt = render_meta_instruction(["search_docs"], custom=[tool.declaration]) + "<|Human|>: hi<eoh>\n"
+    grammar = CallGrammar.from_prompt(prompt)
+    assert grammar is not None and grammar.required["search_docs"] == ("query",)
+    assert grammar.params["search_docs"] == ("query", "limit", "section")
+
+
 def test_messages_to_prompt_rules():
     tools = tools_to_plugins([get_weather])
     assert tools[0].single_text and tools[0].declaration.api == "get_weather(city)"

@@ -115,6 +115,7 @@ def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tm
     config = json.loads((installed / "config.json").read_text())
     assert config.get("dtype", config.get("torch_dtype")) == "float32"
     assert "float32 safetensors, the weights the scores below were measured on" in card
+    assert "Greedy decoding with constrained Commands" in card  # as the scores were measured
     # earlier scores made under other eval settings are not resumed silently; --force redoes them
     eval_config = run / "eval-heldout" / "config.json"
     stale = json.loads(eval_config.read_text())
