@@ -196,7 +196,7 @@ def test_head_only_at_labelled_positions_gives_transformers_loss_and_gradients(
         loss = loss_fn()
         loss.backward()
         return (
-            float(loss),
+            loss.item(),
             model.lm_head.weight.grad.clone(),
             model.transformer.h[0].attn.qkv_proj.weight.grad.clone(),
         )
@@ -214,7 +214,7 @@ def test_head_only_at_labelled_positions_gives_transformers_loss_and_gradients(
             got[2], reference[2], atol=1e-6
         )
     nothing = {**batch, "labels": torch.full_like(batch["labels"], sft.IGNORE_INDEX)}
-    assert float(sft._loss(model, nothing, None)) == 0.0
+    assert sft._loss(model, nothing, None).item() == 0.0
 
 
 def test_loss_weights_follow_the_turn_sections(tokenizer):
