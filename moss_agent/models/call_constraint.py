@@ -33,6 +33,10 @@ from moss_agent.errors import ParseError
 from moss_agent.protocol import (
     COMMANDS_TAG,
     END_OF_COMMANDS,
+    END_OF_HUMAN,
+    END_OF_MESSAGE,
+    END_OF_RESULTS,
+    END_OF_THOUGHTS,
     HUMAN_TAG,
     NO_CALL,
     builtin_plugins,
@@ -212,9 +216,13 @@ class _Scanner:
 _State = tuple[str, str, tuple[str, ...], tuple[str, bool, int] | None]
 
 
+#: End markers of MOSS's sections: never part of a call, so barred while a call must stay open.
+_END_MARKERS = (END_OF_HUMAN, END_OF_THOUGHTS, END_OF_COMMANDS, END_OF_RESULTS, END_OF_MESSAGE)
+
+
 def _closes(token: str, guard: tuple[str, bool, int]) -> bool:
     """Whether ``token``, written where ``guard`` says, closes the call or ends the section."""
-    if "<|" in token:
+    if "<|" in token or any(marker in token for marker in _END_MARKERS):
         return True
     quote, escaped, depth = guard
     for char in token:

@@ -24,7 +24,7 @@ PROMPT = f"{META}{HUMAN_TAG}: Is it raining in Oslo?{END_OF_HUMAN}\n"
 TOKENS = [
     " Calculate", "Calc", "ulate", "(", "(\"", "()", "(x", "(location", "Search", " None", "None",
     " get", "_weather", "_w", "location", "loc", "=", "unit", "weight", ")", "\"", "1", "2+", " ",
-    "<eoc>", "<num1>", "Calculatex", ", ", "get_weather(weight", "\n", "ation", "\")",
+    "<eoc>", "<num1>", "Calculatex", ", ", "get_weather(weight", "\n", "ation", "\")", "<eor>",
 ]  # fmt: skip
 STOP = [TOKENS.index("<eoc>")]
 
@@ -86,7 +86,7 @@ def test_a_call_stays_open_until_it_has_its_required_parameters():
     after_unit = allowed(f'{COMMANDS_TAG}: get_weather(unit="C", ')
     assert after_unit is not None and "location" in after_unit and not {")", "<eoc>"} & after_unit
     in_unit = allowed(f'{COMMANDS_TAG}: get_weather(unit="C')
-    assert in_unit is not None and {")", "1"} <= in_unit and not {'")', "<eoc>"} & in_unit
+    assert in_unit is not None and {")", "1"} <= in_unit and not {'")', "<eoc>", "<eor>"} & in_unit
     assert allowed(f'{COMMANDS_TAG}: get_weather(unit="C", location="Os') is None
     assert allowed(f'{COMMANDS_TAG}: get_weather("Oslo"') is None  # positional location: may close
     # with both required, the first value cannot close the call, in or after its quotes
