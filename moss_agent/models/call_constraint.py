@@ -225,22 +225,11 @@ def _closes(token: str, guard: tuple[str, bool, int]) -> bool:
     if "<|" in token or any(marker in token for marker in _END_MARKERS):
         return True
     quote, escaped, depth = guard
+    scanner = _Scanner(depth=depth, quote=quote or None, escaped=escaped)
     for char in token:
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char in _OPEN:
-            depth += 1
-        elif char in _CLOSE:
-            depth -= 1
-            if depth == 0:
-                return True
+        scanner.feed(char)
+        if scanner.depth == 0:
+            return True
     return False
 
 

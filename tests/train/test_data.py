@@ -52,13 +52,13 @@ def turns(record: dict[str, Any]) -> list[tuple[dict[str, str], dict[str, Any]]]
     return [(record["chat"][k], e) for k, e in zip(keys, record["expect"], strict=True)]
 
 
-def paired_turns(plain: DatasetInfo, other: DatasetInfo, field: str):
-    """``(split, plain turn, other turn, expect)`` of two datasets drawn alike; asserts they differ in ``field`` only."""
+def paired_turns(plain: DatasetInfo, other: DatasetInfo, *fields: str):
+    """``(split, plain turn, other turn, expect)`` of two datasets drawn alike; asserts they differ in ``fields`` only."""
     for split in SPLITS:
         for a_record, b_record in zip(records(plain, split), records(other, split), strict=True):
             for (a, expect), (b, _) in zip(turns(a_record), turns(b_record), strict=True):
-                assert {k: v for k, v in a.items() if k != field} == {
-                    k: v for k, v in b.items() if k != field
+                assert {k: v for k, v in a.items() if k not in fields} == {
+                    k: v for k, v in b.items() if k not in fields
                 }
                 yield split, a, b, expect
 
@@ -761,19 +761,16 @@ def test_phrased_queries_follow_the_thoughts_and_keep_the_held_out_expectations(
     )
     assert phrased.stats["phrase_queries"] is True and "phrase_queries" not in dataset.stats
     english = 0
-    for split in SPLITS:
-        for a_record, b_record in zip(records(dataset, split), records(phrased, split), strict=True):
-            for (a, _), (b, _) in zip(turns(a_record), turns(b_record), strict=True):
-                assert (a["Human"], a["Inner Thoughts"]) == (b["Human"], b["Inner Thoughts"])
-                calls = [c for c in commands(a).invocations if c.name == "Search"]
-                if not calls or not calls[0].args[0].isascii():
-                    assert a == b
-                    continue
-                english += 1
-                (old,), (new,) = calls[0].args, commands(b).invocations[0].args
-                thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
-                # "Cormouth population" -> "population of Cormouth", as the thoughts say it
-                assert new != old and f" {new}" in thoughts and old.split()[0] in new.split(" of ", 1)[1]
+    for _, a, b, _ in paired_turns(dataset, phrased, "Commands", "Tool Responses"):
+        calls = [c for c in commands(a).invocations if c.name == "Search"]
+        if not calls or not calls[0].args[0].isascii():
+            assert a == b
+            continue
+        english += 1
+        (old,), (new,) = calls[0].args, commands(b).invocations[0].args
+        thoughts = parse_section(b["Inner Thoughts"], "Inner Thoughts")
+        # "Cormouth population" -> "population of Cormouth", as the thoughts say it
+        assert new != old and f" {new}" in thoughts and old.split()[0] in new.split(" of ", 1)[1]
     assert english >= 5
     # a held-out suite reads the same expectations (the entity's first word) from either query form
     suites = [
