@@ -36,6 +36,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("n_layer", "--layers"),
         ("n_embd", "--width"),
         ("number_slots", "--number-slots"),
+        ("merge_min_count", "--merge-min-count"),
     )
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
@@ -53,6 +54,16 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         parts.append(f"--bigram-heads {recipe['bigram_heads']}")
     parts += [f"--loss-weight {item}" for item in loss_weight_items(recipe.get("loss_weights") or {})]
     return " ".join(parts)
+
+
+def _vocabulary_size(run_dir: Path, recipe: dict[str, Any]) -> int:
+    """The trained tokenizer's vocabulary (the recipe's ``vocab_size`` is only its upper bound)."""
+    path = run_dir / "tokenizer" / "tokenizer.json"
+    if not path.exists():
+        return int(recipe["vocab_size"])
+    data = json.loads(path.read_text(encoding="utf-8"))
+    vocab = data["model"]["vocab"]
+    return len(vocab) + sum(1 for token in data.get("added_tokens", []) if token["content"] not in vocab)
 
 
 def _slot_words(recipe: dict[str, Any]) -> str:
@@ -233,7 +244,12 @@ def render_model_card(
         f"context {recipe['n_positions']} tokens.",
         f"- Parameters: {parameters / 1e6:.2f} M; weights {weights_mb:.1f} MB ({weights_dtype} "
         "safetensors, the weights the scores below were measured on).",
-        f"- Tokenizer: byte-level BPE, {recipe['vocab_size']} tokens, digits split one per token"
+        f"- Tokenizer: byte-level BPE, {_vocabulary_size(run_dir, recipe)} tokens, digits split one per token"
+        + (
+            f", merges of pairs seen at least {recipe['merge_min_count']} times"
+            if recipe.get("merge_min_count", 2) != 2
+            else ""
+        )
         + (", one token per Chinese character" if recipe.get("cjk_chars") else "")
         + (", a space before a capital letter a token of its own" if recipe.get("name_spaces") else "")
         + ", MOSS's special tokens (`<eoh>`, `<eot>`, `<eoc>`, `<eor>`, `<eom>`, tags)"

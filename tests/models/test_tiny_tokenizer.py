@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import json
 import re
 
+from transformers import AutoTokenizer
+
+from moss_agent.conversations import TURN_FIELDS
 from moss_agent.models.tiny import CJK_CHARACTER, build_tiny_tokenizer
 
 TEXTS = [
@@ -57,3 +61,31 @@ def test_split_name_spaces_gives_a_name_the_same_tokens_after_a_space_and_after_
     assert _contains(_pieces(split, question), [" ", *name])
     assert " population" in _pieces(split, call)  # other spaces still merge with their word
     assert split.decode(split(SEARCH_TEXTS[0])["input_ids"]) == SEARCH_TEXTS[0]  # lossless
+
+
+NAME_TEXTS = [
+    f"<|Human|>: What is the population of {name}?<eoh>\n<|MOSS|>: {name} has 52000 people.<eom>\n"
+    for name in ("Kesstead", "Kesbrook", "Kesport", "Penstead", "Penbrook", "Penport") * 8
+]
+
+
+def test_min_frequency_spells_rare_names_with_shared_pieces(tmp_path) -> None:
+    from moss_agent.train.recipe import train_tokenizer
+
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps(
+                {"meta_instruction": "", "chat": {"turn_1": dict.fromkeys(TURN_FIELDS, "") | {"Human": text}}}
+            )
+            + "\n"
+            for text in NAME_TEXTS
+        )
+    )
+    every = build_tiny_tokenizer(NAME_TEXTS, vocab_size=600)
+    common = AutoTokenizer.from_pretrained(train_tokenizer(data, tmp_path / "tok", 600, min_frequency=20))
+    assert every.tokenize(" Kesstead") == ["ĠKesstead"]  # each name (16 times) a token of its own
+    assert len(common) < len(every)
+    kesstead, penbrook = common.tokenize(" Kesstead"), common.tokenize(" Penbrook")
+    assert len(kesstead) > 1 and kesstead[-1] == "stead" and penbrook[0] == "ĠPen"  # pieces shared by names
+    assert common.decode(common(NAME_TEXTS[0])["input_ids"]) == NAME_TEXTS[0]  # lossless
