@@ -517,6 +517,12 @@ _PhraseQueries = Annotated[
     bool,
     typer.Option(help="English Search queries follow the thoughts' words ('population of Cormouth')."),
 ]
+_CustomDecoys = Annotated[
+    bool,
+    typer.Option(
+        help="Some training built-in conversations also declare custom tools that they do not call."
+    ),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -550,6 +556,7 @@ def train_data_command(
     switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
     context_turns: _ContextTurns = _RECIPE.context_turns,
     phrase_queries: _PhraseQueries = _RECIPE.phrase_queries,
+    custom_decoys: _CustomDecoys = _RECIPE.custom_decoys,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -609,6 +616,7 @@ def train_recipe_command(
     switch_languages: _SwitchLanguages = _RECIPE.switch_languages,
     context_turns: _ContextTurns = _RECIPE.context_turns,
     phrase_queries: _PhraseQueries = _RECIPE.phrase_queries,
+    custom_decoys: _CustomDecoys = _RECIPE.custom_decoys,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,

@@ -125,6 +125,10 @@ CONTEXT_TURN_RATE = 0.3
 CONTEXT_OTHER_LANGUAGE = 0.5
 CONTEXT_COMPRESS = 0.75
 CONTEXT_KINDS = {"calculate": 3, "solve": 3, "search": 2, "text2image": 1, "no_tool": 1}
+#: With ``custom_decoys``: the chance that a built-in conversation of the training split also declares
+#: custom tools it does not call, and the archetypes never used so (they could serve a built-in request).
+DECOY_RATE = 0.15
+NOT_DECOYS = frozenset({"currency", "population", "define"})
 
 
 class _Generator:
@@ -135,10 +139,13 @@ class _Generator:
         builder: TurnBuilder,
         switch_rng: random.Random | None = None,
         context_rng: random.Random | None = None,
+        decoy_rng: random.Random | None = None,
     ) -> None:
         self.b = builder
         self.switch_rng = switch_rng
         """With ``switch_languages`` (training split): switches later turns' language."""
+        self.decoy_rng = decoy_rng
+        """With ``custom_decoys`` (training split): declares custom tools, uncalled, in built-in ones."""
         self.context_rng = context_rng
         """With ``context_turns`` (training split): draws earlier turns for one-turn conversations."""
         self.compress_context = False
@@ -169,7 +176,25 @@ class _Generator:
             turns.append(self.builtin_turn(rng, turn_lang, kind, arg, turns))
         if len(turns) == 1 and self.context_rng is not None:
             turns, enabled = self.add_context(lang, turns, enabled, need_off)
-        return lang, turns, render_meta_instruction(enabled), enabled, []
+        decoys = self.decoys()
+        meta = render_meta_instruction(
+            [*enabled, *(t.name for t in decoys)], custom=[t.declaration for t in decoys]
+        )
+        return lang, turns, meta, enabled, []
+
+    def decoys(self) -> list[CustomTool]:
+        """With ``custom_decoys``, now and then one or two custom tools that no built-in request needs."""
+        rng = self.decoy_rng
+        if rng is None or rng.random() >= DECOY_RATE:
+            return []
+        pool = [a for a in ARCHETYPES if not a.arithmetic and a.key not in NOT_DECOYS]
+        tools: list[CustomTool] = []
+        for archetype in rng.sample(pool, rng.choice((1, 1, 2))):
+            tool = invent_tool(archetype, rng)
+            while tool.name in {t.name for t in tools} or not is_clean(tool.name):
+                tool = invent_tool(archetype, rng)
+            tools.append(tool)
+        return tools
 
     def add_context(
         self, lang: str, turns: list[TurnSpec], enabled: list[str], need_off: set[str]
@@ -476,6 +501,7 @@ def generate_dataset(
                 builder,
                 _train_stream(seed, split, "languages", o.switch_languages),
                 _train_stream(seed, split, "context", o.context_turns),
+                _train_stream(seed, split, "decoys", o.custom_decoys),
             ),
             n,
             random.Random(f"{seed}:{split}"),

@@ -193,6 +193,11 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         "- English Search queries follow the words of the Inner Thoughts (`population of Cormouth`), so the"
         " name is copied after the same word it follows there.",
     ),
+    (
+        "custom_decoys",
+        "- About 15 % of the built-in training conversations also declare one or two custom tools that"
+        " cannot serve the request and are not called, so a declared tool is called only when asked for.",
+    ),
 )
 
 

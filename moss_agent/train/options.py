@@ -74,6 +74,14 @@ class DataOptions:
             order the first name token of the query had no token of the same identity to copy;
             after ``of`` it is the thoughts' own token. Where the phrased query does not rank the
             asked fact first, the turn keeps the old query.
+        custom_decoys: About 15 % of the training split's built-in conversations (no custom tool
+            asked for: chat, a disabled tool's request, Calculate, Solve, Search, Text2Image) also
+            declare one or two custom tools that cannot serve the request, and none is called.
+            Without it custom tools are declared only in conversations built around them, where 75 %
+            of the turns call one, so a declared tool is called for "Bye!" or for a disabled
+            built-in's request. Archetypes that could serve a built-in request (arithmetic,
+            currency, population, dictionary) are never decoys. It draws from an RNG stream of its
+            own and changes only the meta instructions.
     """
 
     switch_thoughts: bool = True
@@ -91,6 +99,7 @@ class DataOptions:
     switch_languages: bool = False
     context_turns: bool = True
     phrase_queries: bool = False
+    custom_decoys: bool = False
 
 
 #: Options that ``dataset_info.json`` names only when they are on, in this order.
@@ -108,4 +117,5 @@ OPTIONAL_KEYS = (
     "switch_languages",
     "context_turns",
     "phrase_queries",
+    "custom_decoys",
 )

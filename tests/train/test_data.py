@@ -780,3 +780,38 @@ def test_phrased_queries_follow_the_thoughts_and_keep_the_held_out_expectations(
     expects = [[json.loads(line)["expect"] for line in s.read_text().splitlines()] for s in suites]
     assert expects[0] == expects[1]
     assert any("keywords" in e for e in expects[0])
+
+
+def test_custom_decoys_declare_uncalled_tools_in_built_in_training_conversations(
+    dataset: DatasetInfo, tmp_path: Path
+) -> None:
+    from moss_agent.protocol import builtin_plugins, parse_meta_instruction
+    from moss_agent.train.data import NOT_DECOYS
+
+    decoyed = generate_dataset(
+        tmp_path / "decoys", seed=0, options=replace(PLAIN, custom_decoys=True), **SIZES
+    )
+    assert decoyed.stats["custom_decoys"] is True and "custom_decoys" not in dataset.stats
+    for split in ("valid", "test"):  # a training-only option: the other splits stay the same bytes
+        assert (decoyed.out_dir / f"{split}.jsonl").read_bytes() == (
+            dataset.out_dir / f"{split}.jsonl"
+        ).read_bytes()
+    builtin = {p.name for p in builtin_plugins()}
+    changed = 0
+    for plain, other in zip(records(dataset, "train"), records(decoyed, "train"), strict=True):
+        assert plain["chat"] == other["chat"]  # only the meta instruction may differ
+        if plain["meta_instruction"] == other["meta_instruction"]:
+            continue
+        changed += 1
+        meta = parse_meta_instruction(other["meta_instruction"])
+        declared = [p for p in meta.plugins if p.name not in builtin]
+        assert 1 <= len(declared) <= 2 and plain["intent"] != "custom"
+        before = parse_meta_instruction(plain["meta_instruction"]).plugins
+        assert not [p for p in before if p.name not in builtin]  # no custom tool before
+        assert all(p.name in meta.enabled for p in declared)
+        called = {c.name for turn, _ in turns(other) for c in commands(turn).invocations}
+        assert called <= builtin  # never called
+        labels = " ".join(p.label for p in declared).lower()
+        assert not any(word in labels for word in ("dictionary", "population", "currency", "sum", "multipl"))
+    assert 0.05 * SIZES["n_train"] < changed < 0.25 * SIZES["n_train"]
+    assert NOT_DECOYS == {"currency", "population", "define"}
