@@ -627,14 +627,14 @@ def train_recipe_command(
             'same tokens after a space as after (" in a call.'
         ),
     ] = _RECIPE.name_spaces,
-    merge_min_count: Annotated[
+    name_min_count: Annotated[
         int,
         typer.Option(
-            help="Tokenizer: fewest occurrences of a pair of tokens for a BPE merge (100 spells made-up "
-            "names with shared syllable tokens instead of one rare token each).",
-            min=1,
+            help="Tokenizer: a capitalized word (a name) is one token only if seen this often; rarer names "
+            "are spelt with syllable tokens shared by many names (0: names merge like other words).",
+            min=0,
         ),
-    ] = _RECIPE.merge_min_count,
+    ] = _RECIPE.name_min_count,
     number_slots: Annotated[
         int,
         typer.Option(
@@ -681,7 +681,7 @@ def train_recipe_command(
             **asdict(options),
             cjk_chars=cjk_chars,
             name_spaces=name_spaces,
-            merge_min_count=merge_min_count,
+            name_min_count=name_min_count,
             number_slots=number_slots,
             number_rounding=number_rounding,
             digit_slots=digit_slots,

@@ -52,6 +52,7 @@ def build_tiny_tokenizer(
     min_frequency: int = 2,
     split_cjk: bool = False,
     split_name_spaces: bool = False,
+    name_min_count: int = 0,
     number_slots: SlotScheme | int = 0,
 ) -> PreTrainedTokenizerFast:
     """Train a GPT-2-style byte-level BPE tokenizer carrying MOSS's special tokens.
@@ -75,6 +76,12 @@ def build_tiny_tokenizer(
         min_frequency: Minimum pair count for a BPE merge.
         split_cjk: No merges across CJK characters (Chinese becomes one token per character).
         split_name_spaces: No merges of a space before a capital letter (it is one token).
+        name_min_count: A capitalized word (a name: ``Kesstead``, `` Quito``) becomes a token of its
+            own only if it occurs this often in ``texts``; rarer ones are spelt with pieces shared
+            by many names (``ĠKes``, ``stead``). Other words, symbols and Chinese characters still
+            merge from ``min_frequency`` occurrences. With the default 0 names are like other words.
+            A name seen a dozen times in training is a token whose embedding the model has barely
+            learnt, and a small model does not write it, even to copy it.
         number_slots: Add the tokens of these number slots (``<num1>``…, a count or a
             :class:`~moss_agent.models.number_slots.SlotScheme`), special tokens of their own.
 
@@ -94,6 +101,12 @@ def build_tiny_tokenizer(
         steps.insert(0, pre_tokenizers.Split(Regex(SPACE_BEFORE_CAPITAL), behavior="isolated"))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence(steps)
     tokenizer.decoder = decoders.ByteLevel()
+    if name_min_count > min_frequency:
+        # BPE has one threshold for every merge: raise it to name_min_count, and give every
+        # pre-token that is not a name that many extra occurrences, so it merges as before.
+        texts = list(texts)
+        texts += [_ordinary_pieces(texts, tokenizer, min_frequency)] * name_min_count
+        min_frequency = name_min_count
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
@@ -112,6 +125,21 @@ def build_tiny_tokenizer(
         additional_special_tokens=others,
         clean_up_tokenization_spaces=False,
     )
+
+
+def _ordinary_pieces(texts: Sequence[str], tokenizer: Any, min_count: int) -> str:
+    """Every pre-token of ``texts`` seen ``min_count`` times that is not a capitalized word, one per line."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(piece for piece, _ in tokenizer.pre_tokenizer.pre_tokenize_str(text))
+    lines = []
+    for piece, count in counts.items():
+        word = tokenizer.decoder.decode([piece])
+        if count >= min_count and word.strip() and not word.lstrip(" ")[:1].isupper():
+            lines.append(word)
+    return "\n".join(lines)
 
 
 def tiny_moss_config(

@@ -36,7 +36,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("n_layer", "--layers"),
         ("n_embd", "--width"),
         ("number_slots", "--number-slots"),
-        ("merge_min_count", "--merge-min-count"),
+        ("name_min_count", "--name-min-count"),
     )
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
@@ -251,8 +251,8 @@ def render_model_card(
         "safetensors, the weights the scores below were measured on).",
         f"- Tokenizer: byte-level BPE, {_vocabulary_size(run_dir, recipe)} tokens, digits split one per token"
         + (
-            f", merges of pairs seen at least {recipe['merge_min_count']} times"
-            if recipe.get("merge_min_count", 2) != 2
+            f", a capitalized word one token only if seen {recipe['name_min_count']} times"
+            if recipe.get("name_min_count")
             else ""
         )
         + (", one token per Chinese character" if recipe.get("cjk_chars") else "")

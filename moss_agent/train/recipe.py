@@ -48,13 +48,13 @@ class RecipeConfig:
     n_test: int = 1_000
     """Held-out conversations (whole phrasing families never seen in training)."""
     vocab_size: int = 6_000
-    """Tokenizer vocabulary, special tokens and 256 bytes included (an upper bound: merges seen
-    fewer than ``merge_min_count`` times are not made)."""
-    merge_min_count: int = 2
-    """Tokenizer: fewest times a pair of tokens must occur in the training texts to be merged. With 2,
-    nearly every made-up English name of the corpus (490 of 549 name words) becomes a token of its
-    own, seen a dozen times in training, which the model then cannot write; with 100 names are
-    spelt with syllable tokens shared by many names (``ĠKes``, ``stead``)."""
+    """Tokenizer vocabulary, special tokens and 256 bytes included (an upper bound: pairs seen
+    once are not merged)."""
+    name_min_count: int = 0
+    """Tokenizer: a capitalized word (a name) becomes a token of its own only if it occurs this often
+    in the tokenizer's texts (other words and Chinese characters merge from 2 occurrences); 0: names
+    are like other words. With 0, 490 of the corpus's 549 made-up English name words are tokens of
+    their own, seen a dozen times in training, which the model does not write."""
     n_layer: int = 3
     """Decoder blocks (three of 224 beat four of 192 and six of 160 at the same compute)."""
     n_embd: int = 224
@@ -141,7 +141,7 @@ def train_tokenizer(
     vocab_size: int,
     *,
     max_texts: int = 20_000,
-    min_frequency: int = 2,
+    name_min_count: int = 0,
     split_cjk: bool = False,
     split_name_spaces: bool = False,
     number_slots: SlotScheme | int = 0,
@@ -157,7 +157,7 @@ def train_tokenizer(
     tokenizer = build_tiny_tokenizer(
         texts,
         vocab_size=vocab_size,
-        min_frequency=min_frequency,
+        name_min_count=name_min_count,
         split_cjk=split_cjk,
         split_name_spaces=split_name_spaces,
         number_slots=scheme,
@@ -273,7 +273,7 @@ def run_recipe(config: RecipeConfig) -> Path:
                 data / "train.jsonl",
                 tokenizer_dir,
                 config.vocab_size,
-                min_frequency=config.merge_min_count,
+                name_min_count=config.name_min_count,
                 split_cjk=config.cjk_chars,
                 split_name_spaces=config.name_spaces,
                 number_slots=config.slot_scheme(),

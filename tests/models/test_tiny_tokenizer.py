@@ -66,10 +66,10 @@ def test_split_name_spaces_gives_a_name_the_same_tokens_after_a_space_and_after_
 NAME_TEXTS = [
     f"<|Human|>: What is the population of {name}?<eoh>\n<|MOSS|>: {name} has 52000 people.<eom>\n"
     for name in ("Kesstead", "Kesbrook", "Kesport", "Penstead", "Penbrook", "Penport") * 8
-]
+] + ["<|Human|>: 鹦鹉 zebrafish<eoh>\n"] * 3  # rarer than any name
 
 
-def test_min_frequency_spells_rare_names_with_shared_pieces(tmp_path) -> None:
+def test_name_min_count_spells_rare_names_with_shared_pieces_and_keeps_other_words(tmp_path) -> None:
     from moss_agent.train.recipe import train_tokenizer
 
     data = tmp_path / "train.jsonl"
@@ -82,10 +82,14 @@ def test_min_frequency_spells_rare_names_with_shared_pieces(tmp_path) -> None:
             for text in NAME_TEXTS
         )
     )
-    every = build_tiny_tokenizer(NAME_TEXTS, vocab_size=600)
-    common = AutoTokenizer.from_pretrained(train_tokenizer(data, tmp_path / "tok", 600, min_frequency=20))
+    every = build_tiny_tokenizer(NAME_TEXTS, vocab_size=600, split_cjk=True)
+    names = AutoTokenizer.from_pretrained(
+        train_tokenizer(data, tmp_path / "tok", 600, name_min_count=20, split_cjk=True)
+    )
     assert every.tokenize(" Kesstead") == ["ĠKesstead"]  # each name (16 times) a token of its own
-    assert len(common) < len(every)
-    kesstead, penbrook = common.tokenize(" Kesstead"), common.tokenize(" Penbrook")
+    kesstead, penbrook = names.tokenize(" Kesstead"), names.tokenize(" Penbrook")
     assert len(kesstead) > 1 and kesstead[-1] == "stead" and penbrook[0] == "ĠPen"  # pieces shared by names
-    assert common.decode(common(NAME_TEXTS[0])["input_ids"]) == NAME_TEXTS[0]  # lossless
+    # other words seen as often, frequent capitalized words and Chinese characters merge as before
+    for text in (" zebrafish", " population", " What", "鹦", "鹉"):
+        assert names.tokenize(text) == every.tokenize(text) and len(names.tokenize(text)) == 1, text
+    assert names.decode(names(NAME_TEXTS[0])["input_ids"]) == NAME_TEXTS[0]  # lossless
