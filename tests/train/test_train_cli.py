@@ -18,7 +18,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     flags = ["--more-phrasings", "--wrap-requests", "--mix-clauses", "--cjk-chars", "--restate-solutions"]
     flags += ["--quote-counts", "--pair-solutions", "--shared-phrasings", "--layers", "6"]
     flags += ["--quote-api", "--novel-names", "--batch-size", "8", "--number-slots", "16", "--name-spaces"]
-    flags += ["--name-min-count", "100", "--custom-decoys"]
+    flags += ["--name-min-count", "50", "--custom-decoys"]
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path), *flags, "--width", "320"])
     assert result.exit_code == 0, result.output
     (config,) = seen
@@ -33,7 +33,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert config.data_options().novel_names is True
     assert (config.n_layer, config.n_embd, config.out, config.batch_size) == (6, 320, str(tmp_path), 8)
     assert config.number_slots == 16 and config.number_rounding is True and config.name_spaces is True
-    assert config.name_min_count == 100 and config.data_options().custom_decoys is True
+    assert config.name_min_count == 50 and config.data_options().custom_decoys is True
     result = runner.invoke(app, ["train", "recipe", "--out", str(tmp_path)])
     defaults = seen[-1]
     shipped = (
@@ -52,7 +52,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert not defaults.custom_decoys
     assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (3, 224, 3200, 34000)
     assert defaults.number_slots == 32 and defaults.number_rounding is True
-    assert defaults.digit_slots is False and defaults.name_spaces is False and defaults.name_min_count == 0
+    assert defaults.digit_slots is False and defaults.name_spaces is False and defaults.name_min_count == 100
     result = runner.invoke(
         app, ["train", "recipe", "--out", str(tmp_path), "--no-number-rounding", "--digit-slots"]
     )
