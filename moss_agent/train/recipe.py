@@ -50,7 +50,7 @@ class RecipeConfig:
     vocab_size: int = 6_000
     """Tokenizer vocabulary, special tokens and 256 bytes included (an upper bound: pairs seen
     once are not merged)."""
-    name_min_count: int = 100
+    name_min_count: int = 0
     """Tokenizer: a capitalized word (a name) becomes a token of its own only if it occurs this often
     in the tokenizer's texts (other words and Chinese characters merge from 2 occurrences); 0: names
     are like other words. With 0, 490 of the corpus's 549 made-up English name words are tokens of
