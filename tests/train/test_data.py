@@ -63,6 +63,14 @@ def paired_turns(plain: DatasetInfo, other: DatasetInfo, *fields: str):
                 yield split, a, b, expect
 
 
+def assert_same_held_out_splits(plain: DatasetInfo, other: DatasetInfo) -> None:
+    """A training-only option leaves the valid and test splits the same bytes."""
+    for split in ("valid", "test"):
+        assert (other.out_dir / f"{split}.jsonl").read_bytes() == (
+            plain.out_dir / f"{split}.jsonl"
+        ).read_bytes()
+
+
 def custom_call_turns(plain: DatasetInfo, other: DatasetInfo):
     """``(plain turn, other turn)`` of every custom-tool call; asserts every other turn's thoughts are the same."""
     for _, a, b, expect in paired_turns(plain, other, "Inner Thoughts"):
@@ -606,10 +614,7 @@ def test_quoted_api_changes_only_custom_call_thoughts(dataset: DatasetInfo, tmp_
 def test_novel_names_rename_only_training_custom_tools(dataset: DatasetInfo, tmp_path: Path) -> None:
     novel = generate_dataset(tmp_path / "novel", seed=0, options=replace(PLAIN, novel_names=True), **SIZES)
     assert novel.stats["novel_names"] is True and "novel_names" not in dataset.stats
-    for split in ("valid", "test"):
-        assert (novel.out_dir / f"{split}.jsonl").read_bytes() == (
-            dataset.out_dir / f"{split}.jsonl"
-        ).read_bytes()
+    assert_same_held_out_splits(dataset, novel)
     builtin = {p.name for p in builtin_plugins()}
     renamed = kept = 0
     for a_record, b_record in zip(records(dataset, "train"), records(novel, "train"), strict=True):
@@ -682,10 +687,7 @@ def test_switch_languages_changes_the_language_of_later_training_turns(
         return sum(len(set(langs)) > 1 for langs in turn_languages(path))
 
     assert mixed(switched.out_dir / "train.jsonl") >= 8 > mixed(dataset.out_dir / "train.jsonl")
-    for split in ("valid", "test"):  # a training-only option: the other splits stay byte for byte
-        assert (switched.out_dir / f"{split}.jsonl").read_bytes() == (
-            dataset.out_dir / f"{split}.jsonl"
-        ).read_bytes()
+    assert_same_held_out_splits(dataset, switched)
     # a switched turn is whole in its language: the reply follows the question's language
     for line in (switched.out_dir / "train.jsonl").read_text(encoding="utf-8").splitlines():
         data = json.loads(line)
@@ -703,10 +705,7 @@ def test_context_turns_put_an_earlier_turn_before_one_turn_training_conversation
         tmp_path / "context", seed=0, options=replace(PLAIN, context_turns=True), **SIZES
     )
     assert context.stats["context_turns"] is True and "context_turns" not in dataset.stats
-    for split in ("valid", "test"):  # a training-only option: the other splits stay byte for byte
-        assert (context.out_dir / f"{split}.jsonl").read_bytes() == (
-            dataset.out_dir / f"{split}.jsonl"
-        ).read_bytes()
+    assert_same_held_out_splits(dataset, context)
     one_turn = ("calculate", "solve", "search", "text2image", "no_tool", "disabled")
     added, other_language, called, compressed, earlier_tools = 0, 0, 0, 0, set()
     for plain, record in zip(records(dataset, "train"), records(context, "train"), strict=True):
@@ -792,10 +791,7 @@ def test_custom_decoys_declare_uncalled_tools_in_built_in_training_conversations
         tmp_path / "decoys", seed=0, options=replace(PLAIN, custom_decoys=True), **SIZES
     )
     assert decoyed.stats["custom_decoys"] is True and "custom_decoys" not in dataset.stats
-    for split in ("valid", "test"):  # a training-only option: the other splits stay the same bytes
-        assert (decoyed.out_dir / f"{split}.jsonl").read_bytes() == (
-            dataset.out_dir / f"{split}.jsonl"
-        ).read_bytes()
+    assert_same_held_out_splits(dataset, decoyed)
     builtin = {p.name for p in builtin_plugins()}
     changed = 0
     for plain, other in zip(records(dataset, "train"), records(decoyed, "train"), strict=True):
