@@ -115,6 +115,31 @@ def _matching_paren(text: str, i: int) -> int:
     return -1
 
 
+def _open_string_at_end(text: str, i: int) -> int:
+    """Where the string opens that ``text`` ends inside, or -1.
+
+    Only a string that is an argument of the call whose parenthesis is ``text[i]`` counts, not
+    one inside a bracket of its own.
+    """
+    depth = 0
+    j = i
+    n = len(text)
+    while j < n:
+        ch = text[j]
+        if ch in QUOTES and j > i:
+            end = _string_end(text, j, n)
+            if end < 0:
+                return j if depth == 1 else -1
+            j = end
+            continue
+        if ch in OPEN_PARENS or ch in "[{":
+            depth += 1
+        elif ch in CLOSE_PARENS or ch in "]}":
+            depth -= 1
+        j += 1
+    return -1
+
+
 def _unescape(body: str) -> str:
     return re.sub(r"\\([\"'\\])", r"\1", body).replace("\\n", "\n")
 
@@ -176,11 +201,12 @@ def _parse_arguments(name: str, call_text: str, inner: str) -> tuple[tuple[Any, 
     return tuple(positional), keywords
 
 
-def scan_commands(text: str) -> CommandScan:
+def scan_commands(text: str, *, close_open_string: bool = False) -> CommandScan:
     """Read every call in a Commands section's text (tag and end token removed).
 
     Args:
         text: What the model wrote between ``<|Commands|>:`` and ``<eoc>``.
+        close_open_string: Close a last call that ends inside one of its string arguments.
 
     Returns:
         The calls in order, error messages for text that is neither a call nor
@@ -205,7 +231,14 @@ def scan_commands(text: str) -> CommandScan:
             break
         close = _matching_paren(text, j)
         if close < 0:
-            errors.append(f"unclosed call: {text[i : i + 80]!r}")
+            quote = _open_string_at_end(text, j) if close_open_string else -1
+            if quote < 0:
+                errors.append(f"unclosed call: {text[i : i + 80]!r}")
+                break
+            # the section ended inside the call's last string: close the string and the call
+            inner = text[j + 1 :] + QUOTES[text[quote]][0]
+            args, kwargs = _parse_arguments(m.group(), f"{text[i:j]}({inner})", inner)
+            calls.append(ParsedCall(m.group(), args, kwargs, f"{text[i:j]}({inner})"))
             break
         call_text = text[i : close + 1]
         args, kwargs = _parse_arguments(m.group(), call_text, text[j + 1 : close])

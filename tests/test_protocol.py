@@ -141,6 +141,24 @@ def test_parse_commands_unreadable_text_is_a_typed_error(text):
     assert commands.errors and all(isinstance(e, ParseError) for e in commands.errors)
 
 
+@pytest.mark.parametrize(
+    ("text", "args", "kwargs"),
+    [
+        ('Search("unclosed', ("unclosed",), {}),
+        ('Search("5" screen', ('5" screen',), {}),  # a stray quote: the rest is the string
+        ('f("a", b="c', ("a",), {"b": "c"}),
+        ('f(\' it said "hi"', (' it said "hi"',), {}),
+    ],
+)
+def test_a_call_whose_section_ends_inside_its_string_is_closed(text, args, kwargs):
+    """Constrained decoding lets Commands end inside a call's string; model output is read closed."""
+    (invocation,) = parse_commands(text, close_open_string=True).invocations
+    assert (invocation.args, dict(invocation.kwargs)) == (args, kwargs)
+    assert parse_commands(text).invocations == ()  # a written suite or dataset is read strictly
+    generation = parse_generation(f"<|Inner Thoughts|>: ok<eot>\n<|Commands|>: {text}")
+    assert generation.commands is not None and generation.commands.invocations == (invocation,)
+
+
 def test_canonical_commands_render():
     inv = ToolInvocation.call("Search", 'say "hi"')
     assert inv.text == 'Search("say \\"hi\\"")'
@@ -307,3 +325,9 @@ def test_render_turn_in_protocol_order():
         '<|Human|>: 1+1?<eoh>\n<|Inner Thoughts|>: calc<eot>\n<|Commands|>: Calculate("1+1")<eoc>\n'
         "<|Results|>:\nCalculate(\"1+1\") => '2'\n<eor>\n<|MOSS|>: 2<eom>\n"
     )
+
+
+@pytest.mark.parametrize("text", ["Search(", "f(a=1", 'f(a=["x', 'f(a=1, b=("x'])
+def test_only_a_string_argument_left_open_is_closed(text):
+    commands = parse_commands(text, close_open_string=True)
+    assert commands.invocations == () and commands.errors

@@ -25,11 +25,12 @@ no constraint.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
 
 from moss_agent.errors import ParseError
+from moss_agent.models.number_slots import ROUND_TOKEN
 from moss_agent.protocol import (
     COMMANDS_TAG,
     END_OF_COMMANDS,
@@ -46,14 +47,62 @@ from moss_agent.protocol import (
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["CallConstraint", "CallGrammar"]
+__all__ = ["CallConstraint", "CallGrammar", "literal_kinds"]
 
 _SEPARATORS = ",\n"
 _OPEN, _CLOSE = "([{", ")]}"
 
 
+#: The kinds of literal a value can be, as :func:`literal_kinds` names them.
+_JSON_KINDS = {
+    "string": "str", "integer": "int", "number": "num", "boolean": "bool", "null": "null",
+    "array": "list", "object": "dict",
+}  # fmt: skip
+
+
+def literal_kinds(schema: Mapping[str, Any]) -> str:
+    """The literals a JSON-schema property admits, ``|``-joined (``int|null``); ``""`` for any.
+
+    ``{"type": "integer"}`` → ``int``; a union (``anyOf``/``oneOf``, a list of types) joins
+    its members'; an ``enum`` or ``const`` is judged by its values; anything else admits any
+    literal. Constrained decoding then lets a value begin only as one of these kinds can
+    (a quote for ``str``, a digit or sign for ``int``/``num`` with no ``.`` for ``int``, ...).
+    """
+    found: set[str] = set()
+    members: list[Any] = [*schema.get("anyOf", ()), *schema.get("oneOf", ())]
+    declared = schema.get("type")
+    for kind in [declared] if isinstance(declared, str) else list(declared or ()):
+        members.append({"type": kind})
+    values = schema["enum"] if isinstance(schema.get("enum"), list) else None
+    if "const" in schema:
+        values = [schema["const"]]
+    if values is not None:
+        members = [{"type": _value_type(v)} for v in values]
+    for member in members:
+        if not isinstance(member, Mapping):
+            return ""
+        kind = _JSON_KINDS.get(str(member.get("type")))
+        composite = "type" not in member and member is not schema
+        nested = literal_kinds(member) if kind is None and composite else ""
+        if not kind and not nested:
+            return ""
+        found.update([kind] if kind else nested.split("|"))
+    return "|".join(sorted(found))
+
+
+def _value_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "string" if isinstance(value, str) else "null" if value is None else "any"
+
+
 def _is_name_start(char: str) -> bool:
-    return char.isascii() and (char.isalpha() or char == "_")
+    """Whether ``char`` may begin a Python identifier (``城市`` is one)."""
+    return char.isidentifier()
 
 
 def _compatible(text: str, targets: Sequence[str]) -> bool:
@@ -71,11 +120,24 @@ class CallGrammar:
             take one free expression and are absent).
         required: For each enabled declared tool, the parameters its API line gives no
             default (``f(a, b=None)``: ``a``); a call is not closed before it has them.
+        kinds: For a declared tool whose parameter types the caller knows (a LangChain
+            tool's JSON schema, see :meth:`typed`), each parameter's :func:`literal_kinds`
+            in the order of ``params``; a tool absent here takes any literal.
     """
 
     names: tuple[str, ...]
     params: dict[str, tuple[str, ...]] = field(default_factory=dict)
     required: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    kinds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def typed(self, types: Mapping[str, Mapping[str, str]]) -> CallGrammar:
+        """This grammar with value kinds: ``types`` maps a tool to its parameters' :func:`literal_kinds`."""
+        kinds = {
+            name: tuple(types[name].get(param, "") for param in params)
+            for name, params in self.params.items()
+            if name in types
+        }
+        return replace(self, kinds={**self.kinds, **kinds})
 
     @classmethod
     def from_prompt(cls, prompt: str) -> CallGrammar | None:
@@ -99,9 +161,35 @@ class CallGrammar:
         return cls(tuple(names), params, required)
 
 
+#: Whitespace a call may hold between its parts (Python's; ``str.isspace`` also admits control characters).
+_SPACE = " \t\n"
+
+#: Words a bare value may be (Python's constants).
+_WORDS = ("True", "False", "None")
+
+
+def _number_shape(text: str) -> str:
+    """A number written so far with every digit as ``0`` and runs folded (``-12.5`` → ``-0.0``)."""
+    return re.sub("0+", "0", re.sub("[0-9]", "0", text))
+
+
+_NUMBER_PREFIX = re.compile(r"[-+]?(0(\.0?)?([eE][-+]?0?)?)?")
+_NUMBER_WHOLE = re.compile(r"[-+]?0(\.0?)?([eE][-+]?0)?")
+_INTEGER = re.compile(r"[-+]?0?")
+
+
 @dataclass
 class _Scanner:
-    """Where the text of a Commands section has got to, one character at a time."""
+    """Where the text of a Commands section has got to, one character at a time.
+
+    Inside a call to a declared tool (``tools`` names its parameters and required ones)
+    it also checks the grammar of the arguments, setting :attr:`error` at the first
+    character that breaks it: a keyword is a declared parameter not given yet, a value is
+    a Python literal (string, number, ``True``/``False``/``None``, or a bracketed one),
+    nothing follows a finished value but ``,`` or ``)``, an argument is not empty, a
+    positional argument never follows a keyword one, there are no more arguments than
+    parameters, and ``)`` waits for every required parameter.
+    """
 
     depth: int = 0
     quote: str | None = None
@@ -115,11 +203,29 @@ class _Scanner:
     argument: str = ""
     """The current argument's text while it may still be a keyword name."""
     free_argument: bool = False
-    """The current argument is a value (or past its ``=``): not constrained."""
+    """The current argument is a value (or past its ``=``)."""
     keywords: tuple[str, ...] = ()
     """The keywords of the current call's finished arguments."""
     positional: int = 0
     """How many of the current call's finished arguments were positional."""
+    value: str = ""
+    """The current argument's value at the call's own depth: ``""`` (not begun), ``str`` (in
+    its quotes), ``nest`` (in its brackets), ``done``, ``0``-shaped number or a word's start."""
+    tool: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+    """Parameters, required parameters and parameter kinds (``""``: any literal) of the open
+    call's declared tool; None if built in."""
+    error: bool = False
+    grammar: CallGrammar | None = field(default=None, repr=False, compare=False)
+
+    def key(self) -> tuple[object, ...]:
+        """Everything that decides which text may follow, for caching allowed-token sets."""
+        if self.tool is None:  # a built-in plugin's argument: only where quotes and brackets are counts
+            return (self.depth, self.quote, self.escaped)
+        argument = self.argument if not self.free_argument else (self._keyword() or "") + "="
+        return (
+            self.depth, self.quote, self.escaped, self.tool, argument, self.free_argument,
+            self.keywords, self.positional, self.value,
+        )  # fmt: skip
 
     def _finish_argument(self) -> None:
         keyword = self._keyword()
@@ -136,10 +242,11 @@ class _Scanner:
         name = text[:-1].strip()
         return name if name.isidentifier() else None
 
-    def missing(self, grammar: CallGrammar) -> tuple[str, ...]:
+    def missing(self) -> tuple[str, ...]:
         """Required parameters of the open declared call not given yet (the current argument counts)."""
-        if self.depth < 1 or not grammar.required.get(self.call):
+        if self.depth < 1 or self.tool is None or not self.tool[1]:
             return ()
+        params, required, _ = self.tool
         given = set(self.keywords)
         positional = self.positional
         keyword = self._keyword()
@@ -147,8 +254,13 @@ class _Scanner:
             given.add(keyword)
         elif self.free_argument and self.argument.strip():
             positional += 1
-        given.update(grammar.params[self.call][:positional])
-        return tuple(name for name in grammar.required[self.call] if name not in given)
+        given.update(params[:positional])
+        return tuple(name for name in required if name not in given)
+
+    def _keyword_targets(self) -> tuple[str, ...]:
+        assert self.tool is not None
+        names = [n for n in self.tool[0] if n not in self.keywords]
+        return (*(f"{n}=" for n in names), *(f"{n} =" for n in names))
 
     def feed(self, text: str) -> None:
         for char in text:
@@ -162,75 +274,172 @@ class _Scanner:
                 self.escaped = True
             elif char == self.quote:
                 self.quote = None
+                if self.depth == 1 and self.value == "str":
+                    self.value = "done"
             return
+        if self.depth == 1 and self.tool is not None and not self._check(char):
+            self.error = True
         if self.depth == 1 and not self.free_argument and char not in ",)":
             # A keyword name runs until "="; a quote, a digit or any other sign makes a value.
             name = self.argument.strip()
             if char == "=" and name.isidentifier():
                 self.free_argument = True
-            elif not char.isspace() and not (_is_name_start(char) or (name and char.isalnum())):
+            elif char not in _SPACE and not (_is_name_start(char) or (name and char.isalnum())):
                 self.free_argument = True
+                self.value = self._start(char)
+            elif self.tool is not None and self._word_value(char):
+                self.free_argument, self.value = True, name + char
             self.argument += char
+        elif self.depth == 1 and self.free_argument:
+            self.value = self._next_value(char)
         if char in "\"'":
             self.quote = char
         elif char in _OPEN:
             if self.depth == 0:
                 self.call = self.segment.strip()
-                self.argument, self.free_argument = "", False
+                self.argument, self.free_argument, self.value = "", False, ""
+                self.tool = self._declared(self.call)
                 self.keywords, self.positional = (), 0
             self.depth += 1
         elif char in _CLOSE:
             self.depth = max(0, self.depth - 1)
             if self.depth == 0:
                 self.closed = True
+            elif self.depth == 1 and self.value == "nest":
+                self.value = "done"
         elif char in _SEPARATORS and self.depth == 0:
             self.segment, self.closed = "", False
         elif char == "," and self.depth == 1:
             self._finish_argument()
-            self.argument, self.free_argument = "", False
+            self.argument, self.free_argument, self.value = "", False, ""
         elif self.depth == 0 and not self.closed:
             self.segment += char
 
-    def state(self, grammar: CallGrammar) -> _State | None:
-        """``(kind, partial text, targets, guard)`` where the next token is constrained; None where free.
+    def _declared(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None:
+        """Parameters, required parameters and kinds of declared tool ``name``; None for any other call."""
+        if self.grammar is None or name not in self.grammar.params:
+            return None
+        params = self.grammar.params[name]
+        kinds = self.grammar.kinds.get(name) or ("",) * len(params)
+        return params, self.grammar.required[name], kinds
 
-        ``guard`` is ``(quote, escaped, depth)`` while the open call lacks a required
-        parameter: then no token may close it.
+    def _kinds(self) -> set[str]:
+        """The literal kinds the current argument's parameter admits; empty for any."""
+        if self.tool is None:
+            return set()
+        params, _, kinds = self.tool
+        keyword = self._keyword()
+        at = params.index(keyword) if keyword in params else self.positional
+        return set(kinds[at].split("|")) - {""} if at < len(kinds) else set()
+
+    def _start(self, char: str) -> str:
+        """The value state after a value's first character (``bad`` if it cannot start one)."""
+        kinds = self._kinds()
+        if char in "\"'":
+            kind, value = "str", "str"
+        elif char in "[(":
+            kind, value = "list", "nest"
+        elif char == "{":
+            kind, value = "dict", "nest"
+        elif char.isdigit() or char in "-+":
+            kind, value = ("num" if "num" in kinds else "int"), _number_shape(char)
+        elif any(word.startswith(char) for word in _WORDS):
+            kind, value = ("null" if char == "N" else "bool"), char
+        else:
+            return "bad"
+        return value if not kinds or kind in kinds else "bad"
+
+    def _next_value(self, char: str) -> str:
+        """The value state after ``char`` (``,`` and ``)`` leave it: :meth:`_check` judges them)."""
+        value = self.value
+        if value == "":
+            return "" if char in _SPACE else self._start(char)
+        if value in ("str", "nest", "bad") or char in ",)":
+            return value
+        if char in _SPACE:
+            return "done" if self._complete() else "bad"
+        if value == "done":
+            return "bad"
+        if value[0] in "0-+":
+            shape = _number_shape(value + char)
+            whole = "num" in self._kinds() or not self._kinds()
+            return shape if (_NUMBER_PREFIX if whole else _INTEGER).fullmatch(shape) else "bad"
+        word = value + char
+        return word if any(w.startswith(word) for w in _WORDS) else "bad"
+
+    def _complete(self) -> bool:
+        """Whether the current argument is a whole argument (so ``,`` or ``)`` may follow)."""
+        if not self.free_argument:
+            return False
+        value = self.value
+        if value == "done" or value in _WORDS:
+            return True
+        if value and value[0] in "0-+":
+            return bool(_NUMBER_WHOLE.fullmatch(value))
+        return False
+
+    def _word_value(self, char: str) -> bool:
+        """Whether ``char`` makes the name-like argument so far a positional ``True``/``False``/``None``."""
+        text = self.argument.strip() + char
+        if _compatible(text, self._keyword_targets()) or not any(w.startswith(text) for w in _WORDS):
+            return False
+        return self._start(text[0]) != "bad"  # the parameter admits a bool (or None)
+
+    def _check(self, char: str) -> bool:
+        """Whether ``char``, outside quotes at the declared call's own depth, keeps its grammar."""
+        assert self.tool is not None
+        params = self.tool[0]
+        given = len(self.keywords) + self.positional
+        if char == ",":
+            return self._complete() and given + 1 < len(params)
+        if char == ")":
+            if not self.free_argument and not self.argument.strip():  # ``f()`` or ``f(a, )``
+                return given == 0 and not self.missing()
+            return self._complete() and not self.missing()
+        if char in _CLOSE:
+            return False
+        if self.free_argument:
+            return self._next_value(char) != "bad"
+        text = self.argument.lstrip() + char
+        if char in _SPACE:
+            return not self.argument.strip() or _compatible(text, self._keyword_targets())
+        if self._word_value(char):
+            return not self.keywords and given < len(params)
+        if _compatible(text, self._keyword_targets()) or (
+            char == "\ufffd" and not all(t.isascii() for t in self._keyword_targets())
+        ):
+            return True
+        if self.argument.strip():  # a name that is no parameter
+            return False
+        # a positional value: not after a keyword argument, and a literal
+        return not self.keywords and given < len(params) and self._start(char) != "bad"
+
+    def state(self, grammar: CallGrammar) -> _State | None:
+        """A key for the constrained next token; None where any token may follow.
+
+        ``("name", partial, targets)`` while a top-level call's name is written;
+        ``("call", scanner key)`` inside a call's parentheses (for a built-in plugin only
+        the section's end markers are barred there; a declared tool's arguments follow
+        its grammar).
         """
-        guard = (self.quote or "", self.escaped, self.depth) if self.missing(grammar) else None
-        if self.quote is not None:
-            return None if guard is None else ("value", "", (), guard)
-        if self.depth == 0 and not self.closed:
+        if self.depth == 0 and self.quote is None:
+            if self.closed:
+                return None
             partial = self.segment.lstrip()
             if partial.startswith(NO_CALL):
                 return None
-            return ("name", partial, (*(f"{name}(" for name in grammar.names), NO_CALL), None)
-        if self.depth == 1 and not self.free_argument and self.call in grammar.params:
-            names = grammar.params[self.call]
-            targets = (*(f"{n}=" for n in names), *(f"{n} =" for n in names))
-            return ("argument", self.argument.lstrip(), targets, guard)
-        return None if guard is None else ("value", "", (), guard)
+            return ("name", partial, (*(f"{name}(" for name in grammar.names), NO_CALL))
+        if self.depth == 0:  # a quote outside any call: text the parser will not read as a call
+            return None
+        return ("call", self.key())
 
 
-#: A constrained state: kind, partial text, targets, and the guard against closing a call.
-_State = tuple[str, str, tuple[str, ...], tuple[str, bool, int] | None]
+#: A constrained state: ``("name", partial, targets)`` or ``("call", scanner key)``.
+_State = tuple[object, ...]
 
 
-#: End markers of MOSS's sections: never part of a call, so barred while a call must stay open.
+#: End markers of MOSS's sections: never part of a call, so barred while a call is open.
 _END_MARKERS = (END_OF_HUMAN, END_OF_THOUGHTS, END_OF_COMMANDS, END_OF_RESULTS, END_OF_MESSAGE)
-
-
-def _closes(token: str, guard: tuple[str, bool, int]) -> bool:
-    """Whether ``token``, written where ``guard`` says, closes the call or ends the section."""
-    if "<|" in token or any(marker in token for marker in _END_MARKERS):
-        return True
-    quote, escaped, depth = guard
-    scanner = _Scanner(depth=depth, quote=quote or None, escaped=escaped)
-    for char in token:
-        scanner.feed(char)
-        if scanner.depth == 0:
-            return True
-    return False
 
 
 class CallConstraint:
@@ -267,7 +476,7 @@ class CallConstraint:
         self._scanner: _Scanner | None = None
         self._awaiting_colon = False
         if prompt_tail is not None:
-            self._scanner = _Scanner()
+            self._scanner = _Scanner(grammar=grammar)
             self._scanner.feed(prompt_tail)
 
     @classmethod
@@ -277,11 +486,17 @@ class CallConstraint:
         token_texts: Sequence[str],
         stop_ids: Sequence[int],
         cache: dict[_State, torch.Tensor | None] | None = None,
+        types: Mapping[str, Mapping[str, str]] | None = None,
     ) -> CallConstraint | None:
-        """A constraint for a generation that continues ``prompt``; None for a non-MOSS prompt."""
+        """A constraint for a generation that continues ``prompt``; None for a non-MOSS prompt.
+
+        ``types`` gives declared tools' parameter kinds (:meth:`CallGrammar.typed`).
+        """
         grammar = CallGrammar.from_prompt(prompt)
         if grammar is None:
             return None
+        if types:
+            grammar = grammar.typed(types)
         head, tag, tail = prompt.rpartition(COMMANDS_TAG)
         prompt_tail = None
         if tag and "<|" not in tail and END_OF_COMMANDS not in tail and HUMAN_TAG in head:
@@ -297,7 +512,7 @@ class CallConstraint:
         if state is None:
             return None
         if state not in self._cache:
-            self._cache[state] = self._compute(*state)
+            self._cache[state] = self._compute(state, self._scanner)
         return self._cache[state]
 
     def _advance(self, text: str) -> None:
@@ -311,7 +526,7 @@ class CallConstraint:
                 if at < 0:
                     return
                 new = new[at + len(COMMANDS_TAG) :]
-                self._scanner, self._awaiting_colon = _Scanner(), True
+                self._scanner, self._awaiting_colon = _Scanner(grammar=self.grammar), True
                 continue
             if self._awaiting_colon:
                 new = new[1:] if new.startswith(":") else new
@@ -326,50 +541,60 @@ class CallConstraint:
             self._scanner.feed(new)
             return
 
-    def _compute(
-        self, kind: str, partial: str, targets: tuple[str, ...], guard: tuple[str, bool, int] | None
-    ) -> torch.Tensor | None:
+    def _compute(self, state: _State, scanner: _Scanner) -> torch.Tensor | None:
         import torch
 
+        # The section may end inside a string that has all required parameters (the parser closes
+        # such a call: a string with a stray quote, `Search("5" screen`, need not run on).
+        in_string = (
+            state[0] == "call" and scanner.quote is not None and scanner.depth == 1 and not scanner.missing()
+        )
         stops = set(self._stop_ids)
         ids = [
             i
             for i, token in enumerate(self._texts)
-            if i not in stops and self._fits(kind, partial, targets, guard, token)
+            if (in_string if i in stops else self._fits(state, scanner, token))
         ]
         if not ids:  # the text already left the grammar (a forced prefix): do not block everything
             return None
         return torch.tensor(ids, dtype=torch.long)
 
-    def _fits(
-        self,
-        kind: str,
-        partial: str,
-        targets: tuple[str, ...],
-        guard: tuple[str, bool, int] | None,
-        token: str,
-    ) -> bool:
-        """Whether ``token`` may follow ``partial`` in a region of ``kind``."""
-        if guard is not None and _closes(token, guard):
-            return False
-        if kind == "value":  # only the guard applies
-            return True
+    def _fits(self, state: _State, scanner: _Scanner, token: str) -> bool:
+        """Whether ``token`` may come next where ``scanner`` is (its ``state`` is given)."""
+        if state[0] == "call":
+            return _fits_call(scanner, token)
+        _, partial, targets = state
+        assert isinstance(partial, str) and isinstance(targets, tuple)
         if "\ufffd" in token:  # a piece of a multi-byte character: can be judged only once whole
             return not all(target.isascii() for target in targets)
         text = partial + token if partial else token.lstrip()
         if not text:
             return "<" not in token  # whitespace; special tokens are never part of a name
-        if kind != "name" and not partial and not _is_name_start(text[0]):
-            return True  # a value (a call that lacks a required parameter is kept open by the guard)
         target = next((t for t in targets if t.startswith(text) or text.startswith(t)), None)
         if target is None:
             return False
-        if kind == "name" and len(text) > len(target) and target[:-1] in self.grammar.params:
+        if len(text) > len(target) and target != NO_CALL:
             # the token runs on into the call's arguments (``(``, ``()``, ``(text``): check them too
-            scanner = _Scanner(depth=1, call=target[:-1])
-            for char in text[len(target) :]:
-                state = scanner.state(self.grammar)
-                if state is not None and state[0] != "name" and not self._fits(*state, char):
-                    return False
-                scanner.feed(char)
+            opened = _Scanner(grammar=self.grammar)
+            opened.feed(target)
+            return _fits_call(opened, text[len(target) :])
         return True
+
+
+#: A number slot's token (``moss_agent.models.number_slots``): the model writes a number with it.
+_SLOT_TOKEN = re.compile(r"<num\d+>")
+
+
+def _fits_call(scanner: _Scanner, token: str) -> bool:
+    """Whether ``token`` may follow inside an open call: no section end, and the tool's grammar kept."""
+    if "<|" in token or any(marker in token for marker in _END_MARKERS):
+        return False
+    text = _SLOT_TOKEN.sub("0", token).replace(ROUND_TOKEN, "0")  # ``<round>`` comes before a slot
+    probe = replace(scanner)
+    for at, char in enumerate(text):
+        probe.feed(char)
+        if probe.error:
+            return False
+        if probe.depth == 0:  # the call closed: only a separator may share its token
+            return all(c in " ,\n" for c in text[at + 1 :])
+    return True

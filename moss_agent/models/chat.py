@@ -29,6 +29,7 @@ from moss_agent.errors import UsageError
 from moss_agent.models.chat_prompt import (
     BoundTool,
     args_json,
+    call_types,
     invocations_to_tool_calls,
     messages_to_prompt,
     no_call_continuation,
@@ -172,6 +173,10 @@ class ChatMoss(MossModelOptions, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None,
         **kwargs: Any,
     ) -> tuple[str, ParsedGeneration, int, int]:
+        from moss_agent.models.llm import MossLLM
+
+        if tools and isinstance(self._text_llm(), MossLLM):  # another LLM would not know the keyword
+            kwargs["call_types"] = call_types(tools)
         text, prompt_tokens, completion_tokens = self._complete(prompt, FIRST_STOPS, run_manager, **kwargs)
         parsed = parse_generation(text)
         forced = None

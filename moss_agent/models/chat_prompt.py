@@ -22,6 +22,7 @@ from langchain_core.messages.tool import ToolCall, invalid_tool_call, tool_call
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from moss_agent.errors import UsageError
+from moss_agent.models.call_constraint import literal_kinds
 from moss_agent.protocol import (
     NO_CALL,
     Commands,
@@ -57,11 +58,14 @@ class BoundTool:
         declaration: Its plugin line.
         params: Parameter names, in order.
         single_text: Whether it takes exactly one string (MOSS call syntax).
+        kinds: Each parameter's literal kinds from its JSON schema (``int``, ``str|null``,
+            ``""`` for any), in the order of ``params``: constrained decoding types values by them.
     """
 
     declaration: PluginDeclaration
     params: tuple[str, ...]
     single_text: bool
+    kinds: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -107,12 +111,15 @@ def tools_to_plugins(tools: Sequence[Any]) -> list[BoundTool]:
         params = tuple(properties)
         single_text = len(params) == 1 and properties[params[0]].get("type") == "string"
         api = f"{name}({', '.join(_api_parameter(p, properties[p], p in required) for p in params)})"
-        bound.append(
-            BoundTool(
-                PluginDeclaration(name, _label(name, spec.get("description", "")), api), params, single_text
-            )
-        )
+        declaration = PluginDeclaration(name, _label(name, spec.get("description", "")), api)
+        kinds = tuple(literal_kinds(properties[p]) for p in params)
+        bound.append(BoundTool(declaration, params, single_text, kinds))
     return bound
+
+
+def call_types(tools: Sequence[BoundTool]) -> dict[str, dict[str, str]]:
+    """Each bound tool's parameter kinds, for constrained decoding (``call_types`` of the engine)."""
+    return {tool.name: dict(zip(tool.params, tool.kinds, strict=True)) for tool in tools if tool.kinds}
 
 
 def tool_call_to_invocation(call: ToolCall, tools: dict[str, BoundTool]) -> ToolInvocation:

@@ -16,7 +16,7 @@ import dataclasses
 import inspect
 import threading
 import time
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 FinishReason = Literal["stop", "length"]
+
+#: Kinds of literal a declared tool's parameters take: tool → parameter → kinds (``"int|null"``).
+CallTypes = Mapping[str, Mapping[str, str]]
 
 
 def cache_keyword(model: Any) -> str:
@@ -227,6 +230,7 @@ class GenerationEngine:
         params: SamplingParams | None = None,
         reuse_cache: bool | None = None,
         constrain_calls: bool = False,
+        call_types: CallTypes | None = None,
     ) -> Generation:
         """Generate a continuation of ``prompt``.
 
@@ -238,13 +242,17 @@ class GenerationEngine:
                 end-of-sequence token always stops.
             params: Sampling parameters for this call (default: the engine's).
             reuse_cache: Override the engine's ``reuse_cache`` for this call.
-            constrain_calls: In a Commands section, let through only enabled tool names
-                and declared parameter names (:mod:`moss_agent.models.call_constraint`).
+            constrain_calls: In a Commands section, let through only enabled tool names,
+                declared parameter names and literal values
+                (:mod:`moss_agent.models.call_constraint`).
+            call_types: With ``constrain_calls``, the kinds of literal each declared tool's
+                parameters take (tool → parameter → :func:`~moss_agent.models.call_constraint.literal_kinds`,
+                e.g. ``{"add": {"a": "int"}}``); a parameter not named takes any literal.
 
         Returns:
             The generation.
         """
-        steps = self._run(prompt, stop, params, reuse_cache, constrain_calls)
+        steps = self._run(prompt, stop, params, reuse_cache, constrain_calls, call_types)
         while True:
             try:
                 next(steps)
@@ -259,6 +267,7 @@ class GenerationEngine:
         params: SamplingParams | None = None,
         reuse_cache: bool | None = None,
         constrain_calls: bool = False,
+        call_types: CallTypes | None = None,
     ) -> TextStream:
         """Generate like :meth:`generate`, yielding text deltas as tokens come.
 
@@ -267,7 +276,7 @@ class GenerationEngine:
         concatenated deltas equal :attr:`Generation.text`. Finish (or ``close()``) the
         stream before starting another generation on the same thread.
         """
-        return TextStream(self._run(prompt, stop, params, reuse_cache, constrain_calls))
+        return TextStream(self._run(prompt, stop, params, reuse_cache, constrain_calls, call_types))
 
     def generate_batch(
         self,
@@ -277,6 +286,7 @@ class GenerationEngine:
         params: SamplingParams | None = None,
         batch_size: int | None = None,
         constrain_calls: bool = False,
+        call_types: CallTypes | None = None,
     ) -> list[Generation]:
         """Generate for many prompts at once (left padding); the results are in prompt order.
 
@@ -290,13 +300,16 @@ class GenerationEngine:
             batch_size: Most rows per forward pass (default: all). Prompts are grouped
                 by length to limit padding.
             constrain_calls: As in :meth:`generate`, row by row.
+            call_types: As in :meth:`generate`, for every row.
         """
         params = params or self.params
         stops = _Stops(self.loaded.tokenizer, stop, self._eos_ids)
         results: list[Generation | None] = [None] * len(prompts)
         with self._locked():
             encoded = [self._encode(prompt) for prompt in prompts]
-            constraints = [self._call_constraint(prompt) if constrain_calls else None for prompt in prompts]
+            constraints = [
+                self._call_constraint(prompt, call_types) if constrain_calls else None for prompt in prompts
+            ]
             order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i][0]))
             size = batch_size or max(len(prompts), 1)
             for begin in range(0, len(order), size):
@@ -333,9 +346,10 @@ class GenerationEngine:
         params: SamplingParams | None,
         reuse_cache: bool | None,
         constrain_calls: bool = False,
+        call_types: CallTypes | None = None,
     ) -> Generator[str, None, Generation]:
         params = params or self.params
-        constraint = self._call_constraint(prompt) if constrain_calls else None
+        constraint = self._call_constraint(prompt, call_types) if constrain_calls else None
         reuse = self.reuse_cache if reuse_cache is None else reuse_cache
         stops = _Stops(self.loaded.tokenizer, stop, self._eos_ids)
         with self._locked():
@@ -570,11 +584,11 @@ class GenerationEngine:
             ]
         return self._token_texts
 
-    def _call_constraint(self, prompt: str) -> CallConstraint | None:
+    def _call_constraint(self, prompt: str, call_types: CallTypes | None = None) -> CallConstraint | None:
         from moss_agent.models.call_constraint import CallConstraint
 
         return CallConstraint.for_prompt(
-            prompt, self.token_texts(), self._commands_end_ids, self._constraint_cache
+            prompt, self.token_texts(), self._commands_end_ids, self._constraint_cache, types=call_types
         )
 
     def count_tokens(self, text: str) -> int:

@@ -113,10 +113,18 @@ class MossLLM(MossModelOptions, LLM):
         values = {name: getattr(self, name) for name in _SAMPLING_FIELDS}
         return SamplingParams(**values).replace(**overrides)
 
-    def _constrain(self, overrides: dict[str, Any]) -> bool:
-        """Whether this call constrains Commands (``constrain_calls`` keyword, else the field)."""
+    def _constrain(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The engine's Commands-constraint keywords for this call.
+
+        ``constrain_calls`` (keyword, else the field) switches it; ``call_types`` (keyword,
+        tool → parameter → literal kinds, as ``ChatMoss`` passes for bound tools) types values.
+        """
         value = overrides.pop("constrain_calls", None)
-        return self.constrain_calls if value is None else bool(value)
+        types = overrides.pop("call_types", None)
+        return {
+            "constrain_calls": self.constrain_calls if value is None else bool(value),
+            "call_types": types,
+        }
 
     def _call(
         self,
@@ -126,9 +134,7 @@ class MossLLM(MossModelOptions, LLM):
         **kwargs: Any,
     ) -> str:
         constrain = self._constrain(kwargs)
-        return self.engine.generate(
-            prompt, stop=stop or (), params=self._sampling(kwargs), constrain_calls=constrain
-        ).text
+        return self.engine.generate(prompt, stop=stop or (), params=self._sampling(kwargs), **constrain).text
 
     def _generate(
         self,
@@ -140,13 +146,9 @@ class MossLLM(MossModelOptions, LLM):
         constrain = self._constrain(kwargs)
         params = self._sampling(kwargs)
         if len(prompts) == 1:
-            generations = [
-                self.engine.generate(prompts[0], stop=stop or (), params=params, constrain_calls=constrain)
-            ]
+            generations = [self.engine.generate(prompts[0], stop=stop or (), params=params, **constrain)]
         else:  # evals: many prompts in one padded batch
-            generations = self.engine.generate_batch(
-                prompts, stop=stop or (), params=params, constrain_calls=constrain
-            )
+            generations = self.engine.generate_batch(prompts, stop=stop or (), params=params, **constrain)
         return LLMResult(
             generations=[[LCGeneration(text=g.text, generation_info=_info(g))] for g in generations],
             llm_output={"model": self.model},
@@ -160,9 +162,7 @@ class MossLLM(MossModelOptions, LLM):
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
         constrain = self._constrain(kwargs)
-        stream = self.engine.stream(
-            prompt, stop=stop or (), params=self._sampling(kwargs), constrain_calls=constrain
-        )
+        stream = self.engine.stream(prompt, stop=stop or (), params=self._sampling(kwargs), **constrain)
         try:
             for delta in stream:
                 chunk = GenerationChunk(text=delta)

@@ -58,13 +58,17 @@ def parse_section(text: str, name: str) -> str:
     return text[len(head) : -len(tail)]
 
 
-def parse_commands(text: str) -> Commands:
+def parse_commands(text: str, *, close_open_string: bool = False) -> Commands:
     """Read a Commands section's content into typed invocations; never raises.
 
     Args:
         text: The content between ``<|Commands|>:`` and ``<eoc>``.
+        close_open_string: Read a last call whose text ends inside one of its string
+            arguments as closed there (``Search("5" screen`` → ``Search('5" screen')``).
+            Model output is read so: constrained decoding lets a model end Commands inside
+            a string rather than run on; a written suite or dataset is read strictly.
     """
-    scan = scan_commands(text)
+    scan = scan_commands(text, close_open_string=close_open_string)
     invocations = tuple(ToolInvocation(c.name, c.args, c.kwargs, c.text) for c in scan.calls)
     errors = [ParseError(message, text=text[:500], section="Commands") for message in scan.errors]
     if not invocations and not scan.saw_none and not errors:
@@ -107,7 +111,7 @@ def parse_generation(text: str) -> ParsedGeneration:
             errors.append(ParseError(f"{name} written twice; the first is kept", section=name))
             continue
         found[name] = content
-    commands = parse_commands(found["Commands"]) if "Commands" in found else None
+    commands = parse_commands(found["Commands"], close_open_string=True) if "Commands" in found else None
     if commands is not None:
         errors.extend(commands.errors)
     return ParsedGeneration(found.get("Inner Thoughts"), commands, found.get("MOSS"), tuple(errors))

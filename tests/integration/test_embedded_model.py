@@ -110,8 +110,9 @@ def test_small_eval_end_to_end(tmp_path):
     assert (tmp_path / "run" / "report.md").is_file() and (tmp_path / "run" / "confusion.png").is_file()
 
 
-def test_constrained_commands_name_a_made_up_tool_the_model_garbles():
-    """Tools with made-up names: left free the model writes no valid call; constrained, it calls the tool."""
+def test_constrained_commands_call_a_made_up_tool_with_typed_arguments():
+    """A tool with a made-up name: left free the model writes no valid call; constrained (names,
+    keywords and values of the tool's JSON-schema types), it calls it with the question's numbers."""
     from langchain_core.tools import tool
 
     from moss_agent.models.chat import ChatMoss
@@ -127,5 +128,7 @@ def test_constrained_commands_name_a_made_up_tool_the_model_garbles():
         model = ChatMoss(do_sample=False, max_new_tokens=64, constrain_calls=constrain)
         message = model.bind_tools([compute_chynslax]).invoke(question)
         calls[constrain] = [call["name"] for call in message.tool_calls + message.invalid_tool_calls]
+        arguments = message.tool_calls[0]["args"] if message.tool_calls else None
     assert "compute_chynslax" not in calls[False]
     assert calls[True] == ["compute_chynslax"]
+    assert arguments == {"a": 547, "b": 690}

@@ -164,3 +164,48 @@ def test_runs_in_langchain_create_agent_with_project_tools():
     assert tool_messages[0].content == "x = 23\ny = 12"
     assert messages[-1].content == "鸡23只，兔12只。"
     assert "- Equation solver: enabled. API: Solve(equation)\n" in llm.prompts[0]
+
+
+def test_bound_tools_parameter_types_reach_the_engines_constraint(random_engine, monkeypatch):
+    """ChatMoss hands its tools' JSON-schema kinds to the engine, so constrained values are typed."""
+    from types import SimpleNamespace
+
+    from moss_agent.models.llm import MossLLM
+
+    seen = []
+
+    def generate(prompt, *, stop=(), params=None, constrain_calls=False, call_types=None, **_):
+        seen.append((constrain_calls, call_types))
+        text = "<|Inner Thoughts|>: ok<eot>\n<|Commands|>: multiply(a=2, b=3)"
+        return SimpleNamespace(
+            text=text,
+            stop="<eoc>",
+            finish_reason="stop",
+            prompt_tokens=1,
+            completion_tokens=1,
+            cached_tokens=0,
+        )
+
+    monkeypatch.setattr(random_engine, "generate", generate)
+    chat = ChatMoss(llm=MossLLM.from_engine(random_engine))
+    message = chat.bind_tools([multiply, get_weather]).invoke("What is 2 times 3?")
+    assert message.tool_calls[0]["args"] == {"a": 2, "b": 3}
+    assert seen == [(True, {"multiply": {"a": "int", "b": "int"}, "get_weather": {"city": "str"}})]
+    # an LLM that is not moss-agent's own is not handed the keyword
+    scripted = ScriptedMossLLM(responses=["<|Inner Thoughts|>: ok<eot>\n<|Commands|>: multiply(a=2, b=3)"])
+    assert ChatMoss(llm=scripted).bind_tools([multiply]).invoke("2 times 3?").tool_calls[0]["args"] == {
+        "a": 2,
+        "b": 3,
+    }
+
+
+def test_tools_record_their_parameters_literal_kinds():
+    class search_docs(BaseModel):  # noqa: N801 - the tool name
+        """Search the docs."""
+
+        query: str
+        limit: int = 5
+        section: str | None = None
+
+    (tool,) = tools_to_plugins([search_docs])
+    assert tool.kinds == ("str", "int", "null|str")

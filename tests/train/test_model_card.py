@@ -139,7 +139,12 @@ def test_the_card_names_the_number_slots(tmp_path):
     run = recipe_run(tmp_path / "digits-too", digit_slots=True)
     card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
     assert "--digit-slots" in card and "single digits get slots too" in card
-    assert "one token only if seen" not in card and "--name-min-count" not in card  # off by default
+    # the default (100) is named in the tokenizer line, never as an option
+    assert "one token only if seen 100 times" in card and "--name-min-count" not in card
+    (tmp_path / "names-off").mkdir()
+    run = recipe_run(tmp_path / "names-off", name_min_count=0)
+    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    assert "one token only if seen" not in card and "--name-min-count 0" in card
     (tmp_path / "merges").mkdir()
     run = recipe_run(tmp_path / "merges", name_min_count=50, vocab_size=6000)
     (run / "tokenizer").mkdir()

@@ -52,7 +52,7 @@ def test_train_recipe_passes_every_option(monkeypatch, tmp_path: Path) -> None:
     assert not defaults.custom_decoys
     assert (defaults.n_layer, defaults.n_embd, defaults.max_steps, defaults.n_train) == (3, 224, 3200, 34000)
     assert defaults.number_slots == 32 and defaults.number_rounding is True
-    assert defaults.digit_slots is False and defaults.name_spaces is False and defaults.name_min_count == 0
+    assert defaults.digit_slots is False and defaults.name_spaces is False and defaults.name_min_count == 100
     result = runner.invoke(
         app, ["train", "recipe", "--out", str(tmp_path), "--no-number-rounding", "--digit-slots"]
     )
