@@ -544,17 +544,19 @@ class CallConstraint:
     def _compute(self, state: _State, scanner: _Scanner) -> torch.Tensor | None:
         import torch
 
-        # The section may end inside a string that has all required parameters (the parser closes
-        # such a call: a string with a stray quote, `Search("5" screen`, need not run on).
-        in_string = (
-            state[0] == "call" and scanner.quote is not None and scanner.depth == 1 and not scanner.missing()
-        )
         stops = set(self._stop_ids)
-        ids = [
-            i
-            for i, token in enumerate(self._texts)
-            if (in_string if i in stops else self._fits(state, scanner, token))
-        ]
+        if state[0] == "call":
+            # The Commands may end inside a string that has all required parameters (the parser
+            # closes such a call: a string with a stray quote, `Search("5" screen`, need not run on).
+            in_string = scanner.quote is not None and scanner.depth == 1 and not scanner.missing()
+            fits = _CallTokens(scanner)
+            ids = [i for i, token in enumerate(self._texts) if (in_string if i in stops else fits(token))]
+        else:
+            ids = [
+                i
+                for i, token in enumerate(self._texts)
+                if i not in stops and self._fits(state, scanner, token)
+            ]
         if not ids:  # the text already left the grammar (a forced prefix): do not block everything
             return None
         return torch.tensor(ids, dtype=torch.long)
@@ -587,14 +589,58 @@ _SLOT_TOKEN = re.compile(r"<num\d+>")
 
 def _fits_call(scanner: _Scanner, token: str) -> bool:
     """Whether ``token`` may follow inside an open call: no section end, and the tool's grammar kept."""
-    if "<|" in token or any(marker in token for marker in _END_MARKERS):
-        return False
-    text = _SLOT_TOKEN.sub("0", token).replace(ROUND_TOKEN, "0")  # ``<round>`` comes before a slot
-    probe = replace(scanner)
-    for at, char in enumerate(text):
-        probe.feed(char)
-        if probe.error:
-            return False
-        if probe.depth == 0:  # the call closed: only a separator may share its token
-            return all(c in " ,\n" for c in text[at + 1 :])
-    return True
+    return _CallTokens(scanner)(token)
+
+
+class _CallTokens:
+    """Judges tokens where ``scanner`` is inside a call (see :func:`_fits_call`).
+
+    Fast enough for a vocabulary of 100000: the scanner after each distinct token prefix is
+    computed once (most prefixes break the grammar at their first or second character), and a
+    token whose rest stays inside a string is not read further.
+    """
+
+    _CLOSED = "closed"
+
+    def __init__(self, scanner: _Scanner) -> None:
+        self._after: dict[str, _Scanner | str | None] = {"": scanner}
+
+    def __call__(self, token: str) -> bool:
+        if "<" in token:
+            if "<|" in token or any(marker in token for marker in _END_MARKERS):
+                return False
+            token = _SLOT_TOKEN.sub("0", token).replace(ROUND_TOKEN, "0")  # ``<round>`` precedes a slot
+        start = self._after[""]
+        assert isinstance(start, _Scanner)
+        if start.quote is not None and start.quote not in token and "\\" not in token:
+            return True  # it stays inside the string
+        for end in range(1, len(token) + 1):
+            state = self._state(token, end)
+            if state is None:
+                return False
+            if isinstance(state, _Scanner) and state.quote is not None:
+                rest = token[end:]
+                if state.quote not in rest and "\\" not in rest:
+                    return True  # the rest stays inside the string
+        return True
+
+    def _state(self, token: str, end: int) -> _Scanner | str | None:
+        """The scanner after ``token[:end]``, whose parent prefix is known.
+
+        None if the prefix broke the grammar; ``closed`` once the call closed (only
+        separators may follow in the token).
+        """
+        prefix = token[:end]
+        if prefix in self._after:
+            return self._after[prefix]
+        parent, char = self._after[prefix[:-1]], prefix[-1]
+        state: _Scanner | str | None
+        if parent is None or parent == self._CLOSED:
+            state = parent if parent is None or char in " ,\n" else None
+        else:
+            assert isinstance(parent, _Scanner)
+            probe = replace(parent)
+            probe.feed(char)
+            state = None if probe.error else self._CLOSED if probe.depth == 0 else probe
+        self._after[prefix] = state
+        return state
