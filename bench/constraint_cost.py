@@ -57,7 +57,7 @@ def main() -> None:
     computed: list[float] = []
     original = CallConstraint._compute
 
-    def timed(self, state, scanner):  # type: ignore[no-untyped-def]
+    def timed(self, state, scanner):
         started = time.perf_counter()
         result = original(self, state, scanner)
         computed.append(time.perf_counter() - started)
@@ -114,7 +114,9 @@ def _large_vocabulary(texts: list[str], size: int) -> None:
     prompt = (
         render_meta_instruction(["Calculate", "pair"], custom=[tool]) + f"{HUMAN_TAG}: hi{END_OF_HUMAN}\n"
     )
-    CallConstraint.for_prompt(prompt, vocabulary[:10], [0]).allowed(f"{COMMANDS_TAG}: ")  # imports
+    warm_up = CallConstraint.for_prompt(prompt, vocabulary[:10], [0])
+    assert warm_up is not None
+    warm_up.allowed(f"{COMMANDS_TAG}: ")  # the first state of a process also imports torch
     print(f"\nOne state with {len(vocabulary)} tokens (ms):")
     print("| where | untyped | typed (a: int, b: str) |\n| --- | --- | --- |")
     for where in (": ", ': Calculate("1+', ": pair(", ": pair(a=12"):
