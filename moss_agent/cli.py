@@ -523,6 +523,12 @@ _CustomDecoys = Annotated[
         help="Some training built-in conversations also declare custom tools that they do not call."
     ),
 ]
+_WideValues = Annotated[
+    bool,
+    typer.Option(
+        help="Half of the training custom-tool cities, and words whose letters a tool counts, are made up."
+    ),
+]
 _MixClauses = Annotated[
     bool,
     typer.Option(help="Phrase most training requests by splicing the clauses of two families of a kind."),
@@ -557,6 +563,7 @@ def train_data_command(
     context_turns: _ContextTurns = _RECIPE.context_turns,
     phrase_queries: _PhraseQueries = _RECIPE.phrase_queries,
     custom_decoys: _CustomDecoys = _RECIPE.custom_decoys,
+    wide_values: _WideValues = _RECIPE.wide_values,
 ) -> None:
     """Generate synthetic MOSS plugin dialogues (Chinese and English) with real tool results."""
     from moss_agent.train.data import generate_dataset
@@ -617,6 +624,7 @@ def train_recipe_command(
     context_turns: _ContextTurns = _RECIPE.context_turns,
     phrase_queries: _PhraseQueries = _RECIPE.phrase_queries,
     custom_decoys: _CustomDecoys = _RECIPE.custom_decoys,
+    wide_values: _WideValues = _RECIPE.wide_values,
     cjk_chars: Annotated[
         bool, typer.Option(help="Tokenizer: every Chinese character its own token (no merges across them).")
     ] = _RECIPE.cjk_chars,

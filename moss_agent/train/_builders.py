@@ -255,6 +255,7 @@ class TurnBuilder:
         mix_rng: random.Random | None = None,
         shared_rng: random.Random | None = None,
         names_rng: random.Random | None = None,
+        values_rng: random.Random | None = None,
     ) -> None:
         self.world = world
         self.search = search
@@ -265,6 +266,7 @@ class TurnBuilder:
         self.mix_rng = mix_rng
         self.shared_rng = shared_rng
         self.names_rng = names_rng
+        self.values_rng = values_rng
 
     # --- helpers -----------------------------------------------------------------------------
 
@@ -632,7 +634,7 @@ class TurnBuilder:
         Raises:
             LookupError: No family fits (a split without a family for this archetype).
         """
-        values = tool.sample_args(rng, lang)
+        values = tool.sample_args(rng, lang, wide=self.values_rng)
         arche = tool.archetype
         generic = f"{lang}.custom.generic.{'args' if arche.params else 'noargs'}"
         specific = bool(self.families.allowed(f"{lang}.custom.{arche.key}", self.test))

@@ -28,6 +28,7 @@ from moss_agent.train._vocab import QUOTES as _QUOTES
 from moss_agent.train._vocab import RATES as _RATES
 from moss_agent.train._vocab import STATUSES as _STATUSES
 from moss_agent.train._vocab import WORDS as _WORDS
+from moss_agent.train._world import _en_city, _zh_city
 
 __all__ = [
     "ARCHETYPES",
@@ -38,6 +39,12 @@ __all__ = [
     "novel_identifier",
     "rename_tool",
 ]
+
+
+#: With ``wide_values``: the chance that a city, or a word a tool spells out, is made up.
+WIDE_VALUE_RATE = 0.5
+#: Archetypes whose result is computed from the word itself (any word will do).
+_WORD_COMPUTED = frozenset({"letters", "reverse"})
 
 
 def _h(*parts: Any) -> int:
@@ -594,17 +601,27 @@ class CustomTool:
         """Its line of the plugin switch block."""
         return PluginDeclaration(self.name, self.label, self.api)
 
-    def sample_args(self, rng: random.Random, lang: str) -> list[Any]:
-        """Argument values, one per parameter (a letter parameter takes a letter of the word)."""
+    def sample_args(self, rng: random.Random, lang: str, wide: random.Random | None = None) -> list[Any]:
+        """Argument values, one per parameter (a letter parameter takes a letter of the word).
+
+        With ``wide`` (the ``wide_values`` stream), half of the cities and of the words whose
+        letters the tool works on are made up instead; ``rng`` draws the same either way.
+        """
         values: list[Any] = []
         for _names, kind in self.archetype.params:
             if kind == "letter":
                 word = values[0]
                 values.append(rng.choice(word) if rng.random() < 0.85 else rng.choice("aeiou"))
-            else:
-                values.append(_sample(kind, rng, lang))
+                continue
+            value = _sample(kind, rng, lang)
+            if wide is not None and wide.random() < WIDE_VALUE_RATE:
+                if kind == "city":
+                    value = _zh_city(wide) if lang == "zh" else _en_city(wide)
+                elif kind == "word" and self.archetype.key in _WORD_COMPUTED:
+                    value = _made_up_word(wide)
+            values.append(value)
         if self.archetype.key in {"currency", "distance"} and len(set(values[1:])) < len(values[1:]):
-            return self.sample_args(rng, lang)
+            return self.sample_args(rng, lang, wide)
         return values
 
 

@@ -492,6 +492,7 @@ def generate_dataset(
             mix_rng=_train_stream(seed, split, "mix", o.mix_clauses),
             shared_rng=_train_stream(seed, split, "shared", o.shared_phrasings),
             names_rng=_train_stream(seed, split, "names", o.novel_names),
+            values_rng=_train_stream(seed, split, "values", o.wide_values),
         )
         stats: dict[str, Any] = {}
         wrap_rng = _train_stream(seed, split, "wrap", o.wrap_requests)

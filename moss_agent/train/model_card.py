@@ -194,6 +194,11 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
         " name is copied after the same word it follows there.",
     ),
     (
+        "wide_values",
+        "- Half of the training custom-tool city arguments, and of the words whose letters a tool counts or"
+        " reverses, are made-up names and words, so values are copied from the request, not recalled.",
+    ),
+    (
         "custom_decoys",
         "- About 15 % of the built-in training conversations also declare one or two custom tools that"
         " cannot serve the request and are not called, so a declared tool is called only when asked for.",

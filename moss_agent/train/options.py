@@ -82,6 +82,13 @@ class DataOptions:
             built-in's request. Archetypes that could serve a built-in request (arithmetic,
             currency, population, dictionary) are never decoys. It draws from an RNG stream of its
             own and changes only the meta instructions.
+        wide_values: Half of the training split's city arguments of custom tools (population,
+            distance, time zone) are made-up city names of the kind the Search corpus has
+            (``Cormouth``, ``临江市``), and half of the words whose letters a tool counts or
+            reverses are made-up words, instead of the generator's short lists (16 English and
+            12 Chinese cities, 12 words). With the lists alone a model can recall a value
+            (``find_timezone("Kenya")`` for Graz) instead of copying it from the request. It
+            draws from an RNG stream of its own.
     """
 
     switch_thoughts: bool = True
@@ -100,6 +107,7 @@ class DataOptions:
     context_turns: bool = True
     phrase_queries: bool = False
     custom_decoys: bool = False
+    wide_values: bool = False
 
 
 #: Options that ``dataset_info.json`` names only when they are on, in this order.
@@ -118,4 +126,5 @@ OPTIONAL_KEYS = (
     "context_turns",
     "phrase_queries",
     "custom_decoys",
+    "wide_values",
 )

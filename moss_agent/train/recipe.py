@@ -102,6 +102,7 @@ class RecipeConfig:
     context_turns: bool = _DATA.context_turns
     phrase_queries: bool = _DATA.phrase_queries
     custom_decoys: bool = _DATA.custom_decoys
+    wide_values: bool = _DATA.wide_values
     cjk_chars: bool = True
     """The tokenizer keeps every Chinese character a token of its own (no merges across them)."""
     name_spaces: bool = False

@@ -811,3 +811,41 @@ def test_custom_decoys_declare_uncalled_tools_in_built_in_training_conversations
         assert not any(word in labels for word in ("dictionary", "population", "currency", "sum", "multipl"))
     assert 0.05 * SIZES["n_train"] < changed < 0.25 * SIZES["n_train"]
     assert NOT_DECOYS == {"currency", "population", "define"}
+
+
+def test_wide_values_make_up_cities_and_spelled_words_the_request_then_holds(
+    dataset: DatasetInfo, tmp_path: Path
+) -> None:
+    from moss_agent.protocol import builtin_plugins
+    from moss_agent.train import _vocab
+
+    wide = generate_dataset(
+        tmp_path / "wide",
+        seed=0,
+        options=replace(PLAIN, wide_values=True),
+        n_train=1200,
+        n_test=100,
+        n_valid=50,
+    )
+    assert wide.stats["wide_values"] is True and "wide_values" not in dataset.stats
+    plain = generate_dataset(tmp_path / "plain", seed=0, options=PLAIN, n_train=1200, n_test=100, n_valid=50)
+    assert_same_held_out_splits(plain, wide)
+    lists = ("CITIES_EN", "CITIES_ZH", "WORDS", "LANGS", "FOODS", "CAPITALS", "BOOKS", "PHRASES", "RATES")
+    known = {str(value) for name in lists for value in getattr(_vocab, name)}
+    builtin = {p.name for p in builtin_plugins()}
+    made_up, listed = [], 0
+    for record in records(wide, "train"):
+        for turn, _ in turns(record):
+            for call in commands(turn).invocations:
+                if call.name in builtin:
+                    continue
+                for value in [*call.args, *call.kwargs.values()]:
+                    if not isinstance(value, str) or len(value) < 3 or not value.isalpha():
+                        continue
+                    if value in known:
+                        listed += 1
+                    elif value[0].isupper() or value.endswith("市") or value.islower():
+                        made_up.append((value, turn["Human"]))
+    assert len(made_up) >= 10 and listed >= 10, (made_up, listed)  # about half and half
+    assert all(value in human for value, human in made_up)  # the request holds what the call copies
+    assert any(value.endswith("市") for value, _ in made_up) and any(v[0].isupper() for v, _ in made_up)
