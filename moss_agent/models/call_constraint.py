@@ -1,25 +1,31 @@
-"""Constrained decoding of Commands: a call names an enabled tool, a keyword names a declared parameter.
+"""Constrained decoding of Commands: calls of enabled tools, with arguments their API lines allow.
 
 MOSS writes its calls as text (``<|Commands|>: Calculate("1+2")``), and a small or
 uncertain model garbles names it has to copy from the meta instruction
-(``get_为你生成(`` for ``get_weather(``), which makes the whole call invalid. While the
-model writes the Commands section, :class:`CallConstraint` lets through only the tokens
-that keep
+(``get_为你生成(`` for ``get_weather(``) and writes arguments no parser can read
+(``magic_function(input=3")``). While the model writes the Commands section,
+:class:`CallConstraint` lets through only the tokens that keep
 
 - each call's name a prefix of ``Name(`` for a plugin the prompt's meta instruction
   enables, or of ``None`` (no call);
-- each keyword of a call to a declared (non-built-in) tool a prefix of ``param=`` for a
-  parameter in that tool's API line; values, quoted strings and positional arguments
-  are free;
-- a call to a declared tool open until it has every required parameter of its API line
-  (keyword or positional; a parameter written with a default, ``unit=None``, is optional):
-  no token that closes its parenthesis or ends the section gets through before.
+- inside a call to a declared (non-built-in) tool, its arguments Python: each keyword a
+  parameter of its API line not given yet, no positional argument after a keyword, no
+  empty argument and no more arguments than parameters, each value a literal (a string,
+  a number, ``True``/``False``/``None`` or a bracketed literal) followed only by ``,`` or
+  ``)``; with the parameters' types (:meth:`CallGrammar.typed`, from a tool's JSON schema
+  through :func:`literal_kinds`) a literal of its parameter's kind;
+- such a call open until it has every required parameter of its API line (keyword or
+  positional; a parameter written with a default, ``unit=None``, is optional);
+- every call open until it closes: no section ends inside one, except the Commands section
+  inside a string argument once the required parameters are there (the parser of model
+  output closes that string and the call, so a stray quote need not run on to the token
+  limit). A built-in plugin's argument is otherwise free.
 
 It never decides *whether* to call (that is the thoughts' and the first token's
-business: ``None`` stays allowed) nor what the arguments say. Everything outside
-Commands is free. Built from the prompt alone, so it works for MOSS itself and for any
-checkpoint that speaks the protocol; a prompt without a parsable meta instruction gets
-no constraint.
+business: ``None`` stays allowed) nor what a value says. Everything outside Commands is
+free. Built from the prompt alone (plus the types a caller knows), so it works for MOSS
+itself and for any checkpoint that speaks the protocol; a prompt without a parsable meta
+instruction gets no constraint.
 """
 
 from __future__ import annotations
@@ -182,7 +188,7 @@ _INTEGER = re.compile(r"[-+]?0?")
 class _Scanner:
     """Where the text of a Commands section has got to, one character at a time.
 
-    Inside a call to a declared tool (``tools`` names its parameters and required ones)
+    Inside a call to a declared tool (:attr:`tool`: its parameters, required ones and kinds)
     it also checks the grammar of the arguments, setting :attr:`error` at the first
     character that breaks it: a keyword is a declared parameter not given yet, a value is
     a Python literal (string, number, ``True``/``False``/``None``, or a bracketed one),
