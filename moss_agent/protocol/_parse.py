@@ -82,7 +82,8 @@ def parse_generation(text: str) -> ParsedGeneration:
     Tolerant of missing end tokens, full-width colons, extra whitespace and a model that
     writes no tags at all (its text becomes the reply). Text after a ``<|Human|>`` or
     ``<|Results|>`` tag (the model writing the program's part) is dropped with an error.
-    Never raises.
+    A last call whose Commands end inside one of its string arguments is read closed there
+    (``close_open_string`` of :func:`parse_commands`). Never raises.
     """
     errors: list[ParseError] = []
     found: dict[str, str] = {}
