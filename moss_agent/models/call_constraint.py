@@ -221,6 +221,8 @@ class _Scanner:
     """Parameters, required parameters and parameter kinds (``""``: any literal) of the open
     call's declared tool; None if built in."""
     error: bool = False
+    no_call: bool = False
+    """The section said ``None``: what follows is its explanation, as the parser reads it."""
     grammar: CallGrammar | None = field(default=None, repr=False, compare=False)
 
     def key(self) -> tuple[object, ...]:
@@ -283,6 +285,8 @@ class _Scanner:
                 if self.depth == 1 and self.value == "str":
                     self.value = "done"
             return
+        if self.depth == 0 and not self.closed and self.segment.lstrip() == NO_CALL:
+            self.no_call = self.no_call or not (char.isalnum() or char == "_")
         if self.depth == 1 and self.tool is not None and not self._check(char):
             self.error = True
         if self.depth == 1 and not self.free_argument and char not in ",)":
@@ -428,6 +432,8 @@ class _Scanner:
         the section's end markers are barred there; a declared tool's arguments follow
         its grammar).
         """
+        if self.no_call:
+            return None
         if self.depth == 0 and self.quote is None:
             if self.closed:
                 return None

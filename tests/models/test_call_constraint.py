@@ -331,3 +331,41 @@ def test_a_keyword_may_be_chinese_and_a_value_is_still_a_literal():
     assert allowed_after("查天气(") == {"城", "城市=", '"', '")', "3"}  # a bare 北京 is no literal
     assert allowed_after("查天气(城") == {"市"}
     assert allowed_after('查天气(城市="北京') >= {'")', '"', "北京"}
+
+
+def test_what_real_moss_wrote_in_its_commands_passes_but_calls_of_tools_it_was_not_given(sample_dir):
+    """Every real MOSS Commands section, character by character, is let through by the constraint
+    built from its own meta instruction, but calls numbered as a list (``1. Calculate(…)``) and
+    calls of a tool the meta instruction does not enable (``Count(…)``)."""
+    import json
+    import re
+
+    from moss_agent.protocol import END_OF_COMMANDS
+
+    turns_checked, blocked = 0, []
+    for path in sorted(sample_dir.rglob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        history = data["meta_instruction"]
+        for turn in data["chat"].values():
+            prompt = history + turn["Human"]
+            head = turn["Inner Thoughts"] + f"{COMMANDS_TAG}:"
+            body = turn["Commands"][len(COMMANDS_TAG) + 1 : turn["Commands"].index(END_OF_COMMANDS)]
+            vocabulary = [*sorted(set(body)), END_OF_COMMANDS]  # one token per character
+            constraint = CallConstraint.for_prompt(prompt, vocabulary, [len(vocabulary) - 1])
+            assert constraint is not None
+            for at in range(len(body) + 1):
+                ids = constraint.allowed(head + body[:at])
+                following = body[at] if at < len(body) else END_OF_COMMANDS
+                if ids is not None and vocabulary.index(following) not in ids.tolist():
+                    blocked.append((path.name, constraint.grammar.names, body[at:]))
+                    break
+            turns_checked += 1
+            history = prompt + "".join(
+                turn[f] for f in ("Inner Thoughts", "Commands", "Tool Responses", "MOSS")
+            )
+    assert turns_checked > 900
+    for name, enabled, rest in blocked:
+        listed = re.match(r"\d{1,3}\. ", rest) is not None
+        called = re.match(r"(\w+)\(", rest)
+        assert listed or (called is not None and called.group(1) not in enabled), (name, rest[:80])
+    assert len(blocked) <= 3, blocked  # 2 numbered lists and one Count(…) in the 1001 turns
