@@ -27,6 +27,7 @@ from moss_agent.protocol import (
     Results,
     ToolInvocation,
     Turn,
+    builtin_plugins,
     parse_generation,
     render_meta_instruction,
     render_turn,
@@ -194,6 +195,9 @@ class MossAgent:
             inner_thoughts=inner_thoughts,
             extra_instructions=system,
         )
+        self.call_types = _call_types(tools, self.plugins)
+        """The enabled custom tools' parameter kinds, which constrained decoding types values by
+        (a ``MossLLM`` gets them as ``call_types``)."""
         self.compress_history = compress_history
         self.max_context_tokens = max_context_tokens
         self.reserve_tokens = reserve_tokens
@@ -290,6 +294,9 @@ class MossAgent:
             turn=turn,
         )
 
+    def _first_kwargs(self, llm_kwargs: dict[str, Any]) -> dict[str, Any]:
+        return _with_call_types(self.llm, llm_kwargs, self.call_types)
+
     def _needs_reply_generation(self, state: _TurnState) -> bool:
         return state.first is None or state.first.reply is None
 
@@ -307,7 +314,8 @@ class MossAgent:
     def stream(self, query: str, **llm_kwargs: Any) -> Iterator[AgentEvent]:
         """Run one user turn, yielding thoughts, commands, results and reply tokens."""
         state = self._start(query)
-        first_text = _text_of(self.llm.invoke(state.prompt, stop=list(FIRST_STOPS), **llm_kwargs))
+        first_kwargs = self._first_kwargs(llm_kwargs)
+        first_text = _text_of(self.llm.invoke(state.prompt, stop=list(FIRST_STOPS), **first_kwargs))
         self._after_first(state, first_text)
         yield from self._first_events(state)
         tools_started = time.perf_counter()
@@ -345,7 +353,8 @@ class MossAgent:
     async def astream(self, query: str, **llm_kwargs: Any) -> AsyncIterator[AgentEvent]:
         """Async :meth:`stream`; tools run in a worker thread."""
         state = self._start(query)
-        first_text = _text_of(await self.llm.ainvoke(state.prompt, stop=list(FIRST_STOPS), **llm_kwargs))
+        first_kwargs = self._first_kwargs(llm_kwargs)
+        first_text = _text_of(await self.llm.ainvoke(state.prompt, stop=list(FIRST_STOPS), **first_kwargs))
         self._after_first(state, first_text)
         for event in self._first_events(state):
             yield event
@@ -387,7 +396,8 @@ def run_batch(turns: Sequence[tuple[MossAgent, str]], **llm_kwargs: Any) -> list
         raise UsageError("run_batch needs agents that share one LLM")
     states = [agent._start(query) for agent, query in turns]
     prompts: list[Any] = [s.prompt for s in states]
-    firsts = llm.batch(prompts, stop=list(FIRST_STOPS), **llm_kwargs)
+    types = {name: kinds for agent, _ in turns for name, kinds in agent.call_types.items()}
+    firsts = llm.batch(prompts, stop=list(FIRST_STOPS), **_with_call_types(llm, llm_kwargs, types))
     for (agent, _), state, text in zip(turns, states, firsts):
         agent._after_first(state, _text_of(text))
         started = time.perf_counter()
@@ -403,3 +413,29 @@ def run_batch(turns: Sequence[tuple[MossAgent, str]], **llm_kwargs: Any) -> list
         outputs = llm.batch(prompts, stop=list(REPLY_STOPS), **llm_kwargs)
         replies = {i: _text_of(out) for i, out in zip(pending, outputs)}
     return [agent._finish(state, replies.get(i)) for i, ((agent, _), state) in enumerate(zip(turns, states))]
+
+
+def _call_types(tools: ToolRegistry, enabled: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Each enabled custom tool's parameters' literal kinds, from its LangChain argument schema."""
+    from moss_agent.models.call_constraint import literal_kinds
+
+    builtin = {plugin.name for plugin in builtin_plugins()}
+    return {
+        name: {param: literal_kinds(schema) for param, schema in plugin.tool.args.items()}
+        for name, plugin in tools.plugins.items()
+        if name in enabled and name not in builtin and plugin.tool.args
+    }
+
+
+def _with_call_types(
+    llm: Any, llm_kwargs: dict[str, Any], types: dict[str, dict[str, str]]
+) -> dict[str, Any]:
+    """The first generation's keywords: with moss-agent's own LLM, the custom tools' value kinds.
+
+    Another LangChain LLM would not know the keyword, so it does not get it.
+    """
+    from moss_agent.models.llm import MossLLM
+
+    if not types or not isinstance(llm, MossLLM) or "call_types" in llm_kwargs:
+        return llm_kwargs
+    return {**llm_kwargs, "call_types": types}
