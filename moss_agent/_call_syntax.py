@@ -93,9 +93,15 @@ def _string_end(text: str, i: int, stop: int) -> int:
     return -1
 
 
-def _matching_paren(text: str, i: int) -> int:
-    """Index of the parenthesis closing the one at ``text[i]``, or -1."""
-    depth = 0
+def _call_extent(text: str, i: int) -> tuple[int, int]:
+    """Where the call whose parenthesis is ``text[i]`` ends: ``(close, open_string)``.
+
+    ``close`` is the index of the parenthesis closing it, or -1. ``open_string`` is where the
+    first string that runs to the end of ``text`` opens, when that string is an argument of the
+    call (not inside a bracket of its own); -1 otherwise or once the call closed.
+    """
+    parens = brackets = 0
+    open_string, seen_open_string = -1, False
     j = i
     n = len(text)
     while j < n:
@@ -105,39 +111,21 @@ def _matching_paren(text: str, i: int) -> int:
             if end > 0:
                 j = end
                 continue
+            if not seen_open_string:
+                seen_open_string = True
+                open_string = j if parens + brackets == 1 else -1
         if ch in OPEN_PARENS:
-            depth += 1
+            parens += 1
         elif ch in CLOSE_PARENS:
-            depth -= 1
-            if depth == 0:
-                return j
+            parens -= 1
+            if parens == 0:
+                return j, -1
+        elif ch in "[{":
+            brackets += 1
+        elif ch in "]}":
+            brackets -= 1
         j += 1
-    return -1
-
-
-def _open_string_at_end(text: str, i: int) -> int:
-    """Where the string opens that ``text`` ends inside, or -1.
-
-    Only a string that is an argument of the call whose parenthesis is ``text[i]`` counts, not
-    one inside a bracket of its own.
-    """
-    depth = 0
-    j = i
-    n = len(text)
-    while j < n:
-        ch = text[j]
-        if ch in QUOTES and j > i:
-            end = _string_end(text, j, n)
-            if end < 0:
-                return j if depth == 1 else -1
-            j = end
-            continue
-        if ch in OPEN_PARENS or ch in "[{":
-            depth += 1
-        elif ch in CLOSE_PARENS or ch in "]}":
-            depth -= 1
-        j += 1
-    return -1
+    return -1, open_string
 
 
 def _unescape(body: str) -> str:
@@ -229,9 +217,9 @@ def scan_commands(text: str, *, close_open_string: bool = False) -> CommandScan:
         if not m or j >= n or text[j] not in OPEN_PARENS:
             errors.append(f"unreadable command text: {text[i : i + 80]!r}")
             break
-        close = _matching_paren(text, j)
+        close, open_string = _call_extent(text, j)
         if close < 0:
-            quote = _open_string_at_end(text, j) if close_open_string else -1
+            quote = open_string if close_open_string else -1
             if quote < 0:
                 errors.append(f"unclosed call: {text[i : i + 80]!r}")
                 break
