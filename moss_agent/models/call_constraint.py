@@ -564,21 +564,19 @@ class CallConstraint:
             fits = _CallTokens(scanner)
             ids = [i for i, token in enumerate(self._texts) if (in_string if i in stops else fits(token))]
         else:
+            _, partial, targets = state
+            assert isinstance(partial, str) and isinstance(targets, tuple)
             ids = [
                 i
                 for i, token in enumerate(self._texts)
-                if i not in stops and self._fits(state, scanner, token)
+                if i not in stops and self._fits_name(partial, targets, token)
             ]
         if not ids:  # the text already left the grammar (a forced prefix): do not block everything
             return None
         return torch.tensor(ids, dtype=torch.long)
 
-    def _fits(self, state: _State, scanner: _Scanner, token: str) -> bool:
-        """Whether ``token`` may come next where ``scanner`` is (its ``state`` is given)."""
-        if state[0] == "call":
-            return _fits_call(scanner, token)
-        _, partial, targets = state
-        assert isinstance(partial, str) and isinstance(targets, tuple)
+    def _fits_name(self, partial: str, targets: tuple[str, ...], token: str) -> bool:
+        """Whether ``token`` may follow ``partial``, a call's name so far (``targets``: ``Name(``…)."""
         if "\ufffd" in token:  # a piece of a multi-byte character: can be judged only once whole
             return not all(target.isascii() for target in targets)
         text = partial + token if partial else token.lstrip()
