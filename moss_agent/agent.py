@@ -295,7 +295,9 @@ class MossAgent:
         )
 
     def _first_kwargs(self, llm_kwargs: dict[str, Any]) -> dict[str, Any]:
-        return _with_call_types(self.llm, llm_kwargs, self.call_types)
+        from moss_agent.models.llm import with_call_types
+
+        return with_call_types(self.llm, llm_kwargs, self.call_types)
 
     def _needs_reply_generation(self, state: _TurnState) -> bool:
         return state.first is None or state.first.reply is None
@@ -397,7 +399,9 @@ def run_batch(turns: Sequence[tuple[MossAgent, str]], **llm_kwargs: Any) -> list
     states = [agent._start(query) for agent, query in turns]
     prompts: list[Any] = [s.prompt for s in states]
     types = {name: kinds for agent, _ in turns for name, kinds in agent.call_types.items()}
-    firsts = llm.batch(prompts, stop=list(FIRST_STOPS), **_with_call_types(llm, llm_kwargs, types))
+    from moss_agent.models.llm import with_call_types
+
+    firsts = llm.batch(prompts, stop=list(FIRST_STOPS), **with_call_types(llm, llm_kwargs, types))
     for (agent, _), state, text in zip(turns, states, firsts):
         agent._after_first(state, _text_of(text))
         started = time.perf_counter()
@@ -425,17 +429,3 @@ def _call_types(tools: ToolRegistry, enabled: Sequence[str]) -> dict[str, dict[s
         for name, plugin in tools.plugins.items()
         if name in enabled and name not in builtin and plugin.tool.args
     }
-
-
-def _with_call_types(
-    llm: Any, llm_kwargs: dict[str, Any], types: dict[str, dict[str, str]]
-) -> dict[str, Any]:
-    """The first generation's keywords: with moss-agent's own LLM, the custom tools' value kinds.
-
-    Another LangChain LLM would not know the keyword, so it does not get it.
-    """
-    from moss_agent.models.llm import MossLLM
-
-    if not types or not isinstance(llm, MossLLM) or "call_types" in llm_kwargs:
-        return llm_kwargs
-    return {**llm_kwargs, "call_types": types}

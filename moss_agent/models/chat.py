@@ -173,10 +173,9 @@ class ChatMoss(MossModelOptions, BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None,
         **kwargs: Any,
     ) -> tuple[str, ParsedGeneration, int, int]:
-        from moss_agent.models.llm import MossLLM
+        from moss_agent.models.llm import with_call_types
 
-        if tools and isinstance(self._text_llm(), MossLLM):  # another LLM would not know the keyword
-            kwargs["call_types"] = call_types(tools)
+        kwargs = with_call_types(self._text_llm(), kwargs, call_types(tools))
         text, prompt_tokens, completion_tokens = self._complete(prompt, FIRST_STOPS, run_manager, **kwargs)
         parsed = parse_generation(text)
         forced = None

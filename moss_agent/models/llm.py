@@ -18,7 +18,7 @@ from moss_agent.models.options import SAMPLING_FIELDS, MossModelOptions
 if TYPE_CHECKING:
     from moss_agent.models.engine import Generation, GenerationEngine, SamplingParams
 
-__all__ = ["MossLLM"]
+__all__ = ["MossLLM", "with_call_types"]
 
 _SAMPLING_FIELDS = SAMPLING_FIELDS
 
@@ -229,3 +229,15 @@ def _info(generation: Generation) -> dict[str, Any]:
         "completion_tokens": generation.completion_tokens,
         "cached_tokens": generation.cached_tokens,
     }
+
+
+def with_call_types(llm: Any, llm_kwargs: dict[str, Any], types: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """``llm_kwargs`` plus ``call_types`` (tools' parameter kinds) when ``llm`` is a :class:`MossLLM`.
+
+    ``ChatMoss`` and ``MossAgent`` type the values of their tools' calls through it. Another
+    LangChain LLM would not know the keyword, so it does not get it; ``call_types`` the caller
+    gives already are kept.
+    """
+    if not types or not isinstance(llm, MossLLM) or "call_types" in llm_kwargs:
+        return llm_kwargs
+    return {**llm_kwargs, "call_types": types}
