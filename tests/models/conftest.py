@@ -161,6 +161,32 @@ def random_engine(random_loaded):
 
 
 @pytest.fixture
+def scripted_generate(random_engine, monkeypatch):
+    """``script(respond)`` makes ``random_engine.generate`` answer ``respond(prompt)`` and returns
+    the list that receives the keywords of every call (``constrain_calls``, ``call_types``, ...)."""
+    from types import SimpleNamespace
+
+    def script(respond):
+        calls: list[dict[str, Any]] = []
+
+        def generate(prompt: str, **keywords: Any) -> SimpleNamespace:
+            calls.append(keywords)
+            return SimpleNamespace(
+                text=respond(prompt),
+                stop="<eoc>",
+                finish_reason="stop",
+                prompt_tokens=1,
+                completion_tokens=1,
+                cached_tokens=0,
+            )
+
+        monkeypatch.setattr(random_engine, "generate", generate)
+        return calls
+
+    return script
+
+
+@pytest.fixture
 def greedy():
     from moss_agent.models.engine import SamplingParams
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 from langchain_core.tools import StructuredTool
 
 from moss_agent.agent import MossAgent, run_batch
@@ -23,32 +21,22 @@ def _registry():
     return registry
 
 
-def test_custom_tools_kinds_reach_the_engine_and_only_moss_agents_own_llm(random_engine, monkeypatch):
-    seen = []
-
-    def generate(prompt, *, stop=(), params=None, constrain_calls=False, call_types=None, **_):
-        seen.append(call_types)
+def test_custom_tools_kinds_reach_the_engine_and_only_moss_agents_own_llm(
+    random_engine, scripted_generate, monkeypatch
+):
+    def respond(prompt: str) -> str:
         if "<|Results|>" in prompt.rsplit("<|Human|>", 1)[1]:
-            text = "<|MOSS|>: Sunny."
-        else:
-            text = '<|Inner Thoughts|>: weather<eot>\n<|Commands|>: Weather(city="Oslo", days=2)'
-        return SimpleNamespace(
-            text=text,
-            stop="<eoc>",
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=1,
-            cached_tokens=0,
-        )
+            return "<|MOSS|>: Sunny."
+        return '<|Inner Thoughts|>: weather<eot>\n<|Commands|>: Weather(city="Oslo", days=2)'
 
-    monkeypatch.setattr(random_engine, "generate", generate)
+    calls = scripted_generate(respond)
     monkeypatch.setattr(random_engine, "stream", None)  # the reply is generated, not streamed, below
     llm = MossLLM.from_engine(random_engine)
     agent = MossAgent(llm, tools=_registry(), plugins=["Weather", "Calculate"])
     assert agent.call_types == {"Weather": {"city": "str", "days": "int"}}  # built-ins are free text
     records = run_batch([(agent, "Weather in Oslo for two days?")])
     assert records[0].tool_calls[0].result.output == "Oslo: sunny for 2 days"
-    assert seen[0] == {"Weather": {"city": "str", "days": "int"}}
+    assert calls[0]["call_types"] == {"Weather": {"city": "str", "days": "int"}}
     assert MossAgent(llm, tools=_registry(), plugins=["Calculate"]).call_types == {}  # Weather not enabled
     # another LangChain LLM is not given the keyword
     scripted = ScriptedMossLLM(responses=turn_generations("weather", 'Weather(city="Oslo")', "Sunny."))

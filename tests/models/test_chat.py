@@ -30,6 +30,14 @@ class Person(BaseModel):
     age: int
 
 
+class search_docs(BaseModel):  # noqa: N801 - the tool name
+    """Search the docs."""
+
+    query: str
+    limit: int = 5
+    section: str | None = None
+
+
 def chat_with(*responses: str) -> tuple[ChatMoss, ScriptedMossLLM]:
     llm = ScriptedMossLLM(responses=list(responses))
     return ChatMoss(llm=llm), llm
@@ -114,13 +122,6 @@ def test_optional_parameters_are_written_with_their_default_in_the_api_line():
     from moss_agent.models.call_constraint import CallGrammar
     from moss_agent.protocol import render_meta_instruction
 
-    class search_docs(BaseModel):  # noqa: N801 - the tool name
-        """Search the docs."""
-
-        query: str
-        limit: int = 5
-        section: str | None = None
-
     (tool,) = tools_to_plugins([search_docs])
     assert tool.declaration.api == "search_docs(query, limit=5, section=None)"
     prompt = render_meta_instruction(["search_docs"], custom=[tool.declaration]) + "<|Human|>: hi<eoh>\n"
@@ -166,31 +167,16 @@ def test_runs_in_langchain_create_agent_with_project_tools():
     assert "- Equation solver: enabled. API: Solve(equation)\n" in llm.prompts[0]
 
 
-def test_bound_tools_parameter_types_reach_the_engines_constraint(random_engine, monkeypatch):
+def test_bound_tools_parameter_types_reach_the_engines_constraint(random_engine, scripted_generate):
     """ChatMoss hands its tools' JSON-schema kinds to the engine, so constrained values are typed."""
-    from types import SimpleNamespace
-
     from moss_agent.models.llm import MossLLM
 
-    seen = []
-
-    def generate(prompt, *, stop=(), params=None, constrain_calls=False, call_types=None, **_):
-        seen.append((constrain_calls, call_types))
-        text = "<|Inner Thoughts|>: ok<eot>\n<|Commands|>: multiply(a=2, b=3)"
-        return SimpleNamespace(
-            text=text,
-            stop="<eoc>",
-            finish_reason="stop",
-            prompt_tokens=1,
-            completion_tokens=1,
-            cached_tokens=0,
-        )
-
-    monkeypatch.setattr(random_engine, "generate", generate)
+    calls = scripted_generate(lambda prompt: "<|Inner Thoughts|>: ok<eot>\n<|Commands|>: multiply(a=2, b=3)")
     chat = ChatMoss(llm=MossLLM.from_engine(random_engine))
     message = chat.bind_tools([multiply, get_weather]).invoke("What is 2 times 3?")
     assert message.tool_calls[0]["args"] == {"a": 2, "b": 3}
-    assert seen == [(True, {"multiply": {"a": "int", "b": "int"}, "get_weather": {"city": "str"}})]
+    typed = {"multiply": {"a": "int", "b": "int"}, "get_weather": {"city": "str"}}
+    assert [(c["constrain_calls"], c["call_types"]) for c in calls] == [(True, typed)]
     # an LLM that is not moss-agent's own is not handed the keyword
     scripted = ScriptedMossLLM(responses=["<|Inner Thoughts|>: ok<eot>\n<|Commands|>: multiply(a=2, b=3)"])
     assert ChatMoss(llm=scripted).bind_tools([multiply]).invoke("2 times 3?").tool_calls[0]["args"] == {
@@ -200,12 +186,5 @@ def test_bound_tools_parameter_types_reach_the_engines_constraint(random_engine,
 
 
 def test_tools_record_their_parameters_literal_kinds():
-    class search_docs(BaseModel):  # noqa: N801 - the tool name
-        """Search the docs."""
-
-        query: str
-        limit: int = 5
-        section: str | None = None
-
     (tool,) = tools_to_plugins([search_docs])
     assert tool.kinds == ("str", "int", "null|str")
