@@ -398,9 +398,9 @@ def run_batch(turns: Sequence[tuple[MossAgent, str]], **llm_kwargs: Any) -> list
         raise UsageError("run_batch needs agents that share one LLM")
     states = [agent._start(query) for agent, query in turns]
     prompts: list[Any] = [s.prompt for s in states]
-    types = {name: kinds for agent, _ in turns for name, kinds in agent.call_types.items()}
     from moss_agent.models.llm import with_call_types
 
+    types = {name: kinds for agent, _ in turns for name, kinds in agent.call_types.items()}
     firsts = llm.batch(prompts, stop=list(FIRST_STOPS), **with_call_types(llm, llm_kwargs, types))
     for (agent, _), state, text in zip(turns, states, firsts):
         agent._after_first(state, _text_of(text))
