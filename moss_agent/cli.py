@@ -665,6 +665,18 @@ def train_recipe_command(
             "(written <numk> and the digit in their text).",
         ),
     ] = _RECIPE.digit_slots,
+    members: Annotated[
+        int,
+        typer.Option(
+            help="Train this many models on the same data and tokenizer (member k from seed SEED+k) and "
+            "run them as one ensemble that averages their next-token distributions.",
+            min=1,
+        ),
+    ] = _RECIPE.members,
+    ensemble_dtype: Annotated[
+        str | None,
+        typer.Option(help="With --members > 1: store the members' weights as float16 or bfloat16."),
+    ] = _RECIPE.ensemble_dtype,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -693,6 +705,8 @@ def train_recipe_command(
             number_slots=number_slots,
             number_rounding=number_rounding,
             digit_slots=digit_slots,
+            members=members,
+            ensemble_dtype=ensemble_dtype,
         )
     )
     typer.echo(f"model saved to {final}")

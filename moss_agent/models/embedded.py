@@ -23,7 +23,8 @@ MODEL_ENV_VAR = "MOSS_AGENT_MODEL"
 def embedded_model_path() -> Path | None:
     """The folder of the embedded model, or ``None`` when this install has none."""
     folder = Path(str(resources.files("moss_agent") / "assets" / EMBEDDED_MODEL_NAME))
-    return folder if (folder / "config.json").is_file() else None
+    is_checkpoint = (folder / "config.json").is_file() or (folder / "ensemble.json").is_file()
+    return folder if is_checkpoint else None
 
 
 def embedded_corpus_path() -> Path | None:

@@ -629,6 +629,10 @@ class GenerationEngine:
     def _new_cache(self) -> Any:
         from transformers import DynamicCache
 
+        new_cache = getattr(self.loaded.model, "new_cache", None)
+        if new_cache is not None:  # an ensemble: one cache per member
+            return new_cache()
+
         try:
             return DynamicCache(config=self.loaded.config)
         except TypeError:  # transformers < 4.56

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from moss_agent.errors import MissingDependencyError, UsageError
+from moss_agent.models.ensemble import ensemble_members
 from moss_agent.protocol import SPECIAL_TOKENS
 
 if TYPE_CHECKING:
@@ -103,6 +104,18 @@ def load_model(
         _check_quantization_possible(torch_device, bits=8 if load_in_8bit else 4)
 
     source, local = _resolve_source(name)
+    members = ensemble_members(source) if local else None
+    if members is not None:
+        return _load_ensemble(
+            name,
+            members,
+            dtype=dtype,
+            device=device,
+            device_map=device_map,
+            load_in_8bit=load_in_8bit,
+            load_in_4bit=load_in_4bit,
+            trust_remote_code=trust_remote_code,
+        )
     config_dict = _read_config_dict(source, local=local, revision=revision)
     _refuse_moss_gptq(name, source, config_dict, local=local)
     is_moss = config_dict.get("model_type") == "moss"
@@ -159,6 +172,29 @@ def load_model(
         device=input_device,
         name=name,
         loading_info=loading_info,
+    )
+
+
+def _load_ensemble(name: str, members: list[Path], **options: Any) -> LoadedModel:
+    """Each member folder loaded with ``options``; the tokenizer from the ensemble's own folder."""
+    from moss_agent.models.ensemble import EnsembleModel
+
+    loaded = [load_model(member, **options) for member in members]
+    model = EnsembleModel([member.model for member in loaded])
+    tokenizer = _load_tokenizer(
+        name,
+        name,
+        revision=None,
+        trust_remote_code=bool(options.get("trust_remote_code")),
+        local_files_only=True,
+    )
+    return LoadedModel(
+        model=cast(Any, model),
+        tokenizer=tokenizer,
+        config=loaded[0].config,
+        device=loaded[0].device,
+        name=name,
+        loading_info=None,
     )
 
 

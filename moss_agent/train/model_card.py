@@ -37,6 +37,8 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("n_embd", "--width"),
         ("number_slots", "--number-slots"),
         ("name_min_count", "--name-min-count"),
+        ("members", "--members"),
+        ("ensemble_dtype", "--ensemble-dtype"),
     )
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
@@ -103,12 +105,31 @@ def _split_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _recipe_minutes(run_dir: Path) -> str | None:
+def _member_folders(run_dir: Path, members: int) -> list[Path]:
+    """The recipe folders of each member's ``init`` and ``sft`` (member 0: the run's own)."""
+    return [run_dir] + [run_dir / "members" / str(index) for index in range(1, members)]
+
+
+def _sft_minutes(losses: list[dict[str, Any]]) -> float | None:
+    """The SFT wall time of one training log; a resumed run restarts its clock, so segments add up."""
+    if not losses:
+        return None
+    seconds, last = 0.0, 0.0
+    for record in losses:
+        if record["elapsed_s"] < last:
+            seconds += last
+        last = record["elapsed_s"]
+    return (seconds + last) / 60
+
+
+def _recipe_minutes(run_dir: Path, members: int = 1) -> str | None:
     """The whole recipe's wall time, where ``recipe_log.json`` timed every stage."""
     from moss_agent.train.recipe import RecipeLog
 
     stages = RecipeLog(run_dir / "recipe_log.json").stages
-    names = ("data", "tokenizer", "init", "sft")
+    names = ("data", "tokenizer", "init", "sft") + tuple(
+        f"{stage}-{index}" for index in range(1, members) for stage in ("init", "sft")
+    )
     if not all("minutes" in stages.get(name, {}) for name in names):
         return None
     total = sum(float(stages[name]["minutes"]) for name in names)
@@ -225,16 +246,13 @@ def render_model_card(
     """
     recipe = json.loads((run_dir / "recipe_config.json").read_text())
     info = json.loads((run_dir / "data" / "dataset_info.json").read_text())
-    log = _read_jsonl(run_dir / "sft" / "train_log.jsonl")
-    losses = [r for r in log if "loss" in r]
-    evals = [r for r in log if "eval_loss" in r]
-    # A resumed run restarts its clock: add up the segments.
-    seconds, last = 0.0, 0.0
-    for record in losses:
-        if record["elapsed_s"] < last:
-            seconds += last
-        last = record["elapsed_s"]
-    minutes = (seconds + last) / 60 if losses else None
+    members = int(recipe.get("members", 1))
+    logs = [_read_jsonl(folder / "sft" / "train_log.jsonl") for folder in _member_folders(run_dir, members)]
+    losses_of = [[r for r in log if "loss" in r] for log in logs]
+    evals_of = [[r for r in log if "eval_loss" in r] for log in logs]
+    losses = losses_of[0]
+    minute_list = [_sft_minutes(member_losses) for member_losses in losses_of]
+    minutes = None if None in minute_list else sum(m for m in minute_list if m is not None)
     lines = [
         "# moss-tiny-plugin",
         "",
@@ -251,7 +269,14 @@ def render_model_card(
         "",
         f"- Architecture: CodeGen (registered as `model_type: moss`), {recipe['n_layer']} layers, "
         f"hidden {recipe['n_embd']}, {recipe['n_head']} heads, rotary dim {recipe['rotary_dim']}, "
-        f"context {recipe['n_positions']} tokens.",
+        f"context {recipe['n_positions']} tokens."
+        + (
+            f" An ensemble of {members} such models (`ensemble.json`, `moss_agent.models.ensemble`), trained"
+            f" on the same data and tokenizer from seeds {recipe['seed']}–{recipe['seed'] + members - 1}"
+            " (initialisation and data order); each next-token distribution is their average."
+            if members > 1
+            else ""
+        ),
         f"- Parameters: {parameters / 1e6:.2f} M; weights {weights_mb:.1f} MB ({weights_dtype} "
         "safetensors, the weights the scores below were measured on).",
         f"- Tokenizer: byte-level BPE, {_vocabulary_size(run_dir, recipe)} tokens, digits split one per token"
@@ -294,13 +319,22 @@ def render_model_card(
         + f"), {_loss_weight_words(recipe.get('loss_weights'))}"
         f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
         f"{recipe['learning_rate']}, cosine decay.",
-        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up)."
+        f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up"
+        + (
+            f"; {members} members: " + ", ".join(f"{m:.1f}" for m in minute_list if m is not None)
+            if members > 1
+            else ""
+        )
+        + ")."
         if minutes is not None
         else "- Wall time: not recorded.",
-        _recipe_minutes(run_dir),
-        f"- Final training loss {losses[-1]['loss']:.4f}; validation loss {evals[-1]['eval_loss']:.4f}."
-        if losses and evals
-        else "",
+        _recipe_minutes(run_dir, members),
+        *(
+            f"- {'Member ' + str(index) + ': f' if members > 1 else 'F'}inal training loss"
+            f" {member_losses[-1]['loss']:.4f}; validation loss {member_evals[-1]['eval_loss']:.4f}."
+            for index, (member_losses, member_evals) in enumerate(zip(losses_of, evals_of, strict=True))
+            if member_losses and member_evals
+        ),
         "",
         "## Scores",
         "",

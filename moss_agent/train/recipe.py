@@ -17,6 +17,7 @@ from typing import Any
 
 from moss_agent.conversations import TURN_FIELDS
 from moss_agent.errors import UsageError
+from moss_agent.models.ensemble import ENSEMBLE_FILE, ensemble_members, write_ensemble
 from moss_agent.models.number_slots import SlotScheme
 from moss_agent.train.options import DataOptions
 
@@ -25,6 +26,7 @@ __all__ = [
     "conversation_texts",
     "evaluate_and_install",
     "install_model",
+    "recipe_model",
     "run_recipe",
     "train_tokenizer",
 ]
@@ -116,6 +118,13 @@ class RecipeConfig:
     calculator's ``12.566370614359172``) as ``<round>`` and the slot."""
     digit_slots: bool = False
     """With number slots, single digits of the user and the tools get slots too."""
+    members: int = 1
+    """Models trained on the same data and tokenizer, member k from seed ``seed + k`` (its
+    initialisation and data order), run as one ensemble (``moss_agent.models.ensemble``): each
+    next-token distribution is their average. Member 0 is the one-model recipe's model."""
+    ensemble_dtype: str | None = None
+    """With several members: the precision their weights are stored in (``float16`` keeps two
+    members under 30 MB); ``None``: as trained (float32)."""
 
     def slot_scheme(self) -> SlotScheme:
         """The number slots of the model (``moss_agent.models.number_slots``)."""
@@ -219,6 +228,10 @@ def check_recipe(config: RecipeConfig) -> None:
     check_loss_weights(config.loss_weights)
     if config.restate_solutions and config.pair_solutions:
         raise UsageError("--restate-solutions and --pair-solutions are two formats of one reply: choose one")
+    if config.members < 1:
+        raise UsageError(f"--members must be at least 1, got {config.members}")
+    if config.ensemble_dtype not in (None, "float16", "bfloat16"):
+        raise UsageError(f"--ensemble-dtype must be float16 or bfloat16, got {config.ensemble_dtype!r}")
     if config.n_layer < (2 if config.induction_circuit else 1):
         raise UsageError(
             f"--layers must be at least 2 (the induction circuit spans two), got {config.n_layer}"
@@ -247,11 +260,7 @@ def check_recipe(config: RecipeConfig) -> None:
 def run_recipe(config: RecipeConfig) -> Path:
     """Run every stage; return the folder of the trained model."""
     check_recipe(config)
-    from transformers import AutoTokenizer
-
-    from moss_agent.models.tiny import build_tiny_moss_checkpoint
     from moss_agent.train.data import generate_dataset
-    from moss_agent.train.sft import SFTConfig, finetune
 
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -280,9 +289,45 @@ def run_recipe(config: RecipeConfig) -> Path:
                 split_name_spaces=config.name_spaces,
                 number_slots=config.slot_scheme(),
             )
-    init = out / "init"
-    if _needed(init / "config.json", "init"):
-        with log.stage("init"):
+    final = _train_member(config, out, tokenizer_dir, data, log, seed=config.seed, suffix="")
+    if config.members == 1:
+        log.write()
+        return final
+    finals = [final]
+    for index in range(1, config.members):
+        member = out / "members" / str(index)
+        finals.append(
+            _train_member(
+                config, member, tokenizer_dir, data, log, seed=config.seed + index, suffix=f"-{index}"
+            )
+        )
+    ensemble = out / "ensemble"
+    if _needed(ensemble / ENSEMBLE_FILE, "ensemble"):
+        with log.stage("ensemble"):
+            write_ensemble(ensemble, finals, dtype=config.ensemble_dtype)
+    log.write()
+    return ensemble
+
+
+def _train_member(
+    config: RecipeConfig,
+    folder: Path,
+    tokenizer_dir: Path,
+    data: Path,
+    log: RecipeLog,
+    *,
+    seed: int,
+    suffix: str,
+) -> Path:
+    """Initialise a model in ``folder/init`` and fine-tune it into ``folder/sft/final`` with ``seed``."""
+    from transformers import AutoTokenizer
+
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train.sft import SFTConfig, finetune
+
+    init = folder / "init"
+    if _needed(init / "config.json", "init" + suffix):
+        with log.stage("init" + suffix):
             build_tiny_moss_checkpoint(
                 init,
                 tokenizer=AutoTokenizer.from_pretrained(tokenizer_dir),
@@ -291,20 +336,20 @@ def run_recipe(config: RecipeConfig) -> Path:
                 n_head=config.n_head,
                 rotary_dim=config.rotary_dim,
                 n_positions=config.n_positions,
-                seed=config.seed,
+                seed=seed,
                 induction_circuit=config.induction_circuit,
                 bigram_heads=config.bigram_heads if config.induction_circuit else 0,
                 number_slots=config.slot_scheme(),
             )
-    final = out / "sft" / "final"
-    if _needed(final / "config.json", "sft"):
-        with log.stage("sft"):
+    final = folder / "sft" / "final"
+    if _needed(final / "config.json", "sft" + suffix):
+        with log.stage("sft" + suffix):
             finetune(
                 SFTConfig(
                     model=str(init),
                     data=[str(data / "train.jsonl")],
                     eval_data=[str(data / "valid.jsonl")],
-                    output_dir=str(out / "sft"),
+                    output_dir=str(folder / "sft"),
                     max_length=config.max_length,
                     batch_size=config.batch_size,
                     learning_rate=config.learning_rate,
@@ -315,12 +360,11 @@ def run_recipe(config: RecipeConfig) -> Path:
                     # the loss curve at 1000-step points: 13 fewer passes over the validation
                     # split (11 s each on the 2-core CPU) than at every checkpoint
                     eval_steps=1000,
-                    seed=config.seed,
+                    seed=seed,
                     mask_human=config.mask_human,
                     loss_weights=dict(config.loss_weights),
                 )
             )
-    log.write()
     return final
 
 
@@ -332,14 +376,35 @@ def install_model(final: Path, data: Path, destination: Path, model_card: str) -
     whose float32 weights answer the README's product question right called ``Calculate("1234+12")``.
     """
     destination.mkdir(parents=True, exist_ok=True)
-    for item in final.iterdir():
-        if item.suffix in {".json", ".txt", ".safetensors"} or item.name.startswith("tokenizer"):
-            # copyfile, not copy2: safetensors writes its files owner-only (0600), which a shared
-            # install of the package could not read
-            shutil.copyfile(item, destination / item.name)
+    for stale in destination.glob("member-*"):  # an ensemble installed before this model
+        if stale.is_dir():
+            shutil.rmtree(stale)
+    for stale_file in ("model.safetensors", "config.json", "generation_config.json", ENSEMBLE_FILE):
+        (destination / stale_file).unlink(missing_ok=True)
+    _copy_checkpoint(final, destination)
+    for member in ensemble_members(final) or []:
+        _copy_checkpoint(member, destination / member.name)
     shutil.copyfile(data / "corpus.jsonl", destination / "corpus.jsonl")
     (destination / "README.md").write_text(model_card, encoding="utf-8")
     return destination
+
+
+def _copy_checkpoint(source: Path, destination: Path) -> None:
+    """The checkpoint files of ``source`` (not its subfolders) into ``destination``."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.is_file() and (
+            item.suffix in {".json", ".txt", ".safetensors"} or item.name.startswith("tokenizer")
+        ):
+            # copyfile, not copy2: safetensors writes its files owner-only (0600), which a shared
+            # install of the package could not read
+            shutil.copyfile(item, destination / item.name)
+
+
+def recipe_model(run_dir: Path) -> Path:
+    """The model a recipe run made: its ensemble folder when it trained several members."""
+    ensemble = run_dir / "ensemble"
+    return ensemble if (ensemble / ENSEMBLE_FILE).is_file() else run_dir / "sft" / "final"
 
 
 def _calc_solve_answer_accuracy(results: list[Any]) -> float | None:
@@ -375,7 +440,7 @@ def evaluate_and_install(
     from moss_agent.train.heldout import after_call_suite, heldout_suite, novel_name_suite
     from moss_agent.train.model_card import render_model_card
 
-    final = run_dir / "sft" / "final"
+    final = recipe_model(run_dir)
     data = run_dir / "data"
     target = build_target(str(final))
 
@@ -406,15 +471,18 @@ def evaluate_and_install(
     suite_summary = None
     if suite is not None:
         suite_summary = dict(score(suite, "eval-suite").summary)
-    with safe_open(str(final / "model.safetensors"), framework="pt") as weights:
-        parameters = sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys())
+    checkpoints = ensemble_members(final) or [final]
+    parameters = 0
+    for checkpoint in checkpoints:
+        with safe_open(str(checkpoint / "model.safetensors"), framework="pt") as weights:
+            parameters += sum(_numel(weights.get_slice(k).get_shape()) for k in weights.keys())
     card = render_model_card(
         run_dir,
         heldout_summary=heldout_summary,
         suite_summary=suite_summary,
         parameters=parameters,
-        weights_mb=(final / "model.safetensors").stat().st_size / 1e6,
-        weights_dtype=_weights_dtype(final),
+        weights_mb=sum((c / "model.safetensors").stat().st_size for c in checkpoints) / 1e6,
+        weights_dtype=_weights_dtype(checkpoints[0]),
         novel_summary=novel_summary,
         valid_summary=valid_summary,
         after_call_summary=after_call_summary,

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+import torch
 
 pytest.importorskip("torch")
 pytest.importorskip("tokenizers")
@@ -127,3 +128,58 @@ def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tm
         evaluate_and_install(run, tmp_path / "installed-stale", batch_size=8)
     evaluate_and_install(run, tmp_path / "installed-stale", batch_size=8, force=True)
     assert json.loads(eval_config.read_text())["model"]["constrain_calls"] is True
+
+
+def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_path):
+    from safetensors.torch import load_file
+
+    from moss_agent.models.ensemble import EnsembleModel, ensemble_members
+    from moss_agent.models.loading import load_model
+    from moss_agent.train.model_card import render_model_card
+    from moss_agent.train.recipe import install_model, recipe_model
+
+    run = tmp_path / "run"
+    config = RecipeConfig(
+        out=str(run),
+        n_train=40,
+        n_valid=4,
+        n_test=8,
+        vocab_size=1500,
+        n_layer=2,
+        batch_size=4,
+        max_steps=2,
+        bigram_heads=2,
+        number_slots=8,
+        members=2,
+        ensemble_dtype="float16",
+    )
+    ensemble = run_recipe(config)
+    assert ensemble == run / "ensemble" == recipe_model(run)
+    members = ensemble_members(ensemble)
+    assert [m.name for m in members] == ["member-0", "member-1"]
+    first, second = (load_file(str(m / "model.safetensors")) for m in members)
+    trained = load_file(str(run / "sft" / "final" / "model.safetensors"))
+    # member 0 is the one-model recipe's model, stored in float16; member 1 started from seed 1
+    assert all(first[k].dtype == torch.float16 and torch.equal(first[k], trained[k].half()) for k in trained)
+    assert not torch.equal(first["lm_head.weight"], second["lm_head.weight"])
+    log = json.loads((run / "recipe_log.json").read_text())
+    assert list(log["stages"]) == ["data", "tokenizer", "init", "sft", "init-1", "sft-1", "ensemble"]
+
+    card = render_model_card(run, heldout_summary=None, suite_summary=None, parameters=2, weights_mb=1.0)
+    assert "An ensemble of 2 such models" in card and "seeds 0–1" in card
+    assert "--members 2 --ensemble-dtype float16" in card and "Member 1: final training loss" in card
+    installed = install_model(ensemble, run / "data", tmp_path / "installed", card)
+    loaded = load_model(installed, device="cpu")
+    assert isinstance(loaded.model, EnsembleModel) and len(loaded.model.members) == 2
+    assert next(loaded.model.parameters()).dtype == torch.float32  # computed in float32 on the CPU
+    # a one-model install over it leaves no member behind
+    install_model(run / "sft" / "final", run / "data", installed, card)
+    assert ensemble_members(installed) is None and not list(installed.glob("member-*"))
+    assert isinstance(load_model(installed, device="cpu").model, torch.nn.Module)
+
+
+def test_a_recipe_of_no_members_is_refused(tmp_path):
+    from moss_agent.errors import UsageError
+
+    with pytest.raises(UsageError, match="--members"):
+        run_recipe(RecipeConfig(out=str(tmp_path / "run"), members=0))
