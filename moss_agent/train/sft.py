@@ -629,10 +629,16 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
+    from moss_agent.models.ensemble import ensemble_members
     from moss_agent.models.loading import load_model
 
     if config.batch_size < 1 or config.grad_accum < 1 or config.max_length < 16:
         raise UsageError("batch_size and grad_accum must be >= 1 and max_length >= 16")
+    if ensemble_members(config.model) is not None:
+        raise UsageError(
+            f"{config.model} is an ensemble of several models (ensemble.json); fine-tune one of its "
+            "member folders (member-0, ...) instead."
+        )
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(

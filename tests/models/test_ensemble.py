@@ -113,3 +113,36 @@ def test_members_with_other_vocabularies_are_refused(tmp_path, tiny_loaded):
     small = load_model(build_tiny_moss_checkpoint(tmp_path, tokenizer=other), device="cpu")
     with pytest.raises(UsageError, match="share one vocabulary"):
         EnsembleModel([tiny_loaded.model, small.model])
+
+
+def test_finetuning_an_ensemble_is_refused_with_what_to_do(mixed_ensemble, tmp_path):
+    from moss_agent.train.sft import SFTConfig, finetune
+
+    config = SFTConfig(model=str(mixed_ensemble), data=[], output_dir=str(tmp_path / "out"))
+    with pytest.raises(UsageError, match="fine-tune one of its member folders"):
+        finetune(config)
+    assert not (tmp_path / "out").exists()
+
+
+def test_write_ensemble_halves_weights_and_refuses_mixed_tokenizers(
+    tmp_path, tiny_checkpoint, random_checkpoint
+):
+    from safetensors.torch import load_file
+
+    from moss_agent.models.ensemble import write_ensemble
+
+    folder = write_ensemble(tmp_path / "half", [tiny_checkpoint, random_checkpoint], dtype="float16")
+    assert [m.name for m in ensemble_members(folder)] == ["member-0", "member-1"]
+    halved = load_file(str(folder / "member-1" / "model.safetensors"))
+    original = load_file(str(random_checkpoint / "model.safetensors"))
+    assert all(torch.equal(halved[k], original[k].half()) for k in original)
+    assert json.loads((folder / "member-1" / "config.json").read_text())["dtype"] == "float16"
+    other = tmp_path / "other"
+    shutil.copytree(random_checkpoint, other)
+    (other / "tokenizer.json").write_text(
+        (other / "tokenizer.json").read_text().replace("Calculate", "Calcul8")
+    )
+    with pytest.raises(UsageError, match="another tokenizer"):
+        write_ensemble(tmp_path / "mixed", [tiny_checkpoint, other])
+    with pytest.raises(UsageError, match="float16 or bfloat16"):
+        write_ensemble(tmp_path / "bad", [tiny_checkpoint], dtype="int8")
