@@ -220,6 +220,8 @@ class _Scanner:
     tool: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
     """Parameters, required parameters and parameter kinds (``""``: any literal) of the open
     call's declared tool; None if built in."""
+    spaced: bool = False
+    """The last character at the declared call's own depth, outside quotes, was a space."""
     error: bool = False
     no_call: bool = False
     """The section said ``None``: what follows is its explanation, as the parser reads it."""
@@ -232,7 +234,7 @@ class _Scanner:
         argument = self.argument if not self.free_argument else (self._keyword() or "") + "="
         return (
             self.depth, self.quote, self.escaped, self.tool, argument, self.free_argument,
-            self.keywords, self.positional, self.value,
+            self.keywords, self.positional, self.value, self.spaced,
         )  # fmt: skip
 
     def _finish_argument(self) -> None:
@@ -287,8 +289,10 @@ class _Scanner:
             return
         if self.depth == 0 and not self.closed and self.segment.lstrip() == NO_CALL:
             self.no_call = self.no_call or not (char.isalnum() or char == "_")
-        if self.depth == 1 and self.tool is not None and not self._check(char):
-            self.error = True
+        if self.depth == 1 and self.tool is not None:
+            if not self._check(char):
+                self.error = True
+            self.spaced = char in _SPACE
         if self.depth == 1 and not self.free_argument and char not in ",)":
             # A keyword name runs until "="; a quote, a digit or any other sign makes a value.
             name = self.argument.strip()
@@ -398,6 +402,8 @@ class _Scanner:
     def _check(self, char: str) -> bool:
         """Whether ``char``, outside quotes at the declared call's own depth, keeps its grammar."""
         assert self.tool is not None
+        if char in _SPACE and (char != " " or self.spaced):
+            return False  # one space at a time and no line break: runs of them only delay the call
         params = self.tool[0]
         given = len(self.keywords) + self.positional
         if char == ",":

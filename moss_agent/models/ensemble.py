@@ -1,13 +1,14 @@
 """Several causal LMs that share a tokenizer, run as one model.
 
-Each next-token distribution is the members' average (``log(mean_i p_i)``). A checkpoint
+Each next-token distribution is the members' average, of their log-probabilities by default
+(``ensemble.json`` may say ``"combine": "probabilities"``). A checkpoint
 folder that holds ``ensemble.json`` (``{"members": ["member-0", "member-1"]}``) and a
 tokenizer is an ensemble: :func:`~moss_agent.models.loading.load_model` loads each member folder
 with the same options and returns an :class:`EnsembleModel`, which
 :class:`~moss_agent.models.engine.GenerationEngine` runs as any model (KV-cache reuse, batching,
 constrained Commands). Members trained from different random starts on the same data disagree on
-different cases, and their average is right more often than either (the embedded model's card has
-the numbers).
+different cases, and their average is right more often than either (the embedded model's card and
+the README have the numbers).
 """
 
 from __future__ import annotations
@@ -25,12 +26,31 @@ if TYPE_CHECKING:
 ENSEMBLE_FILE = "ensemble.json"
 
 
+#: How the members' next-token distributions are combined: the mean of their log-probabilities
+#: (their product, renormalised: a token wins where the members agree; the default), or of their
+#: probabilities (one confident member can carry a token the others rule out). With the embedded
+#: model's two members the first was right end to end on 76.9 % of the held-out cases, the second
+#: on 76.0 %, and only the first kept copying a made-up tool's name into the Inner Thoughts.
+COMBINE_RULES = ("log-probabilities", "probabilities")
+
+
 def ensemble_members(folder: str | Path) -> list[Path] | None:
     """The member folders of the ensemble checkpoint ``folder``; ``None`` if it is not one.
 
     Raises:
         UsageError: ``ensemble.json`` is not a list of member folders inside ``folder``.
     """
+    manifest = _read_manifest(folder)
+    return None if manifest is None else manifest[0]
+
+
+def ensemble_combine(folder: str | Path) -> str:
+    """How the ensemble checkpoint ``folder`` combines its members (:data:`COMBINE_RULES`)."""
+    manifest = _read_manifest(folder)
+    return COMBINE_RULES[0] if manifest is None else manifest[1]
+
+
+def _read_manifest(folder: str | Path) -> tuple[list[Path], str] | None:
     path = Path(folder)
     manifest = path / ENSEMBLE_FILE
     if not manifest.is_file():
@@ -39,6 +59,9 @@ def ensemble_members(folder: str | Path) -> list[Path] | None:
         data = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise UsageError(f"{manifest} is not readable JSON: {error}") from error
+    combine = data.get("combine", COMBINE_RULES[0]) if isinstance(data, dict) else COMBINE_RULES[0]
+    if combine not in COMBINE_RULES:
+        raise UsageError(f"{manifest}: combine must be one of {', '.join(COMBINE_RULES)}, not {combine!r}.")
     members = data.get("members") if isinstance(data, dict) else None
     if not isinstance(members, list) or not members or not all(isinstance(m, str) for m in members):
         raise UsageError(f'{manifest} must hold {{"members": ["<folder>", ...]}} with at least one folder.')
@@ -51,11 +74,11 @@ def ensemble_members(folder: str | Path) -> list[Path] | None:
         if not (folder_path / "config.json").is_file():
             raise UsageError(f"{manifest}: member {member!r} has no config.json in {folder_path}.")
         folders.append(folder_path)
-    return folders
+    return folders, str(combine)
 
 
 class EnsembleOutput(NamedTuple):
-    """What :meth:`EnsembleModel.forward` returns: the averaged log-probabilities as ``logits``."""
+    """What :meth:`EnsembleModel.forward` returns: the combined log-probabilities as ``logits``."""
 
     logits: torch.Tensor
 
@@ -90,11 +113,11 @@ def _module_base() -> type:
 class EnsembleModel(_module_base()):  # type: ignore[misc]
     """Causal LMs with one vocabulary, run as one model.
 
-    ``forward`` returns ``log(mean_i p_i)`` over the members' next-token distributions (as
-    ``logits``: a log-softmax, so sampling, temperature and greedy choice work on it unchanged).
+    ``forward`` returns the members' combined next-token distribution (:data:`COMBINE_RULES`) as
+    ``logits``: a log-softmax, so sampling, temperature and greedy choice work on it unchanged.
     """
 
-    def __init__(self, members: Sequence[Any]) -> None:
+    def __init__(self, members: Sequence[Any], combine: str = COMBINE_RULES[0]) -> None:
         super().__init__()
         import inspect
 
@@ -104,6 +127,9 @@ class EnsembleModel(_module_base()):  # type: ignore[misc]
 
         if not members:
             raise UsageError("An ensemble needs at least one member.")
+        if combine not in COMBINE_RULES:
+            raise UsageError(f"combine must be one of {', '.join(COMBINE_RULES)}, not {combine!r}.")
+        self.combine = combine
         sizes = {int(member.get_output_embeddings().weight.shape[0]) for member in members}
         if len(sizes) != 1:
             raise UsageError(
@@ -143,7 +169,7 @@ class EnsembleModel(_module_base()):  # type: ignore[misc]
         use_cache: bool = True,
         logits_to_keep: int = 0,
     ) -> EnsembleOutput:
-        """Every member on the same input; the log of their mean next-token probabilities."""
+        """Every member on the same input; their combined next-token log-probabilities."""
         import math
 
         import torch
@@ -163,12 +189,25 @@ class EnsembleModel(_module_base()):  # type: ignore[misc]
                 **kwargs,
             )
             log_probs = torch.log_softmax(output.logits.float(), dim=-1)
-            total = log_probs if total is None else torch.logaddexp(total, log_probs)
+            if total is None:
+                total = log_probs
+            elif self.combine == "probabilities":
+                total = torch.logaddexp(total, log_probs)
+            else:
+                total = total + log_probs
         assert total is not None
-        return EnsembleOutput(logits=total - math.log(len(self.members)))
+        if self.combine == "probabilities":
+            return EnsembleOutput(logits=total - math.log(len(self.members)))
+        return EnsembleOutput(logits=torch.log_softmax(total / len(self.members), dim=-1))
 
 
-def write_ensemble(folder: str | Path, members: Sequence[str | Path], *, dtype: str | None = None) -> Path:
+def write_ensemble(
+    folder: str | Path,
+    members: Sequence[str | Path],
+    *,
+    dtype: str | None = None,
+    combine: str = COMBINE_RULES[0],
+) -> Path:
     """Make ``folder`` an ensemble checkpoint of the checkpoint folders ``members``.
 
     Each member is copied in as ``member-<k>`` (its config, weights and generation config); the
@@ -179,6 +218,7 @@ def write_ensemble(folder: str | Path, members: Sequence[str | Path], *, dtype: 
         members: Checkpoint folders of models that share a tokenizer.
         dtype: ``"float16"`` or ``"bfloat16"`` to store the weights at that precision (they are
             loaded as float32 on the CPU, as any checkpoint is); ``None`` keeps them as they are.
+        combine: How the members' distributions are combined (:data:`COMBINE_RULES`).
 
     Raises:
         UsageError: No members, a folder that is not a checkpoint, members whose tokenizers differ,
@@ -188,6 +228,8 @@ def write_ensemble(folder: str | Path, members: Sequence[str | Path], *, dtype: 
 
     if not members:
         raise UsageError("An ensemble needs at least one member.")
+    if combine not in COMBINE_RULES:
+        raise UsageError(f"combine must be one of {', '.join(COMBINE_RULES)}, not {combine!r}.")
     if dtype not in (None, "float16", "bfloat16"):
         raise UsageError(f"dtype must be float16 or bfloat16 (or left out), not {dtype!r}.")
     sources = [Path(member) for member in members]
@@ -217,7 +259,8 @@ def write_ensemble(folder: str | Path, members: Sequence[str | Path], *, dtype: 
         (target / "config.json").write_text(text, encoding="utf-8")
         _copy_weights(source / "model.safetensors", target / "model.safetensors", dtype)
         names.append(name)
-    (out / ENSEMBLE_FILE).write_text(json.dumps({"members": names}, indent=2) + "\n", encoding="utf-8")
+    manifest = {"members": names, "combine": combine}
+    (out / ENSEMBLE_FILE).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     return out
 
 

@@ -177,10 +177,10 @@ def load_model(
 
 def _load_ensemble(name: str, members: list[Path], **options: Any) -> LoadedModel:
     """Each member folder loaded with ``options``; the tokenizer from the ensemble's own folder."""
-    from moss_agent.models.ensemble import EnsembleModel
+    from moss_agent.models.ensemble import EnsembleModel, ensemble_combine
 
     loaded = [load_model(member, **options) for member in members]
-    model = EnsembleModel([member.model for member in loaded])
+    model = EnsembleModel([member.model for member in loaded], combine=ensemble_combine(name))
     tokenizer = _load_tokenizer(
         name,
         name,

@@ -246,7 +246,10 @@ def render_model_card(
     """
     recipe = json.loads((run_dir / "recipe_config.json").read_text())
     info = json.loads((run_dir / "data" / "dataset_info.json").read_text())
-    members = int(recipe.get("members", 1))
+    from moss_agent.models.ensemble import ensemble_members
+
+    # the members of the model the run made (its recipe may ask for more than were trained)
+    members = len(ensemble_members(run_dir / "ensemble") or [run_dir])
     logs = [_read_jsonl(folder / "sft" / "train_log.jsonl") for folder in _member_folders(run_dir, members)]
     losses_of = [[r for r in log if "loss" in r] for log in logs]
     evals_of = [[r for r in log if "eval_loss" in r] for log in logs]
@@ -273,7 +276,8 @@ def render_model_card(
         + (
             f" An ensemble of {members} such models (`ensemble.json`, `moss_agent.models.ensemble`), trained"
             f" on the same data and tokenizer from seeds {recipe['seed']}–{recipe['seed'] + members - 1}"
-            " (initialisation and data order); each next-token distribution is their average."
+            " (initialisation and data order); each next-token distribution is the renormalised mean of"
+            " their log-probabilities."
             if members > 1
             else ""
         ),

@@ -118,13 +118,16 @@ class RecipeConfig:
     calculator's ``12.566370614359172``) as ``<round>`` and the slot."""
     digit_slots: bool = False
     """With number slots, single digits of the user and the tools get slots too."""
-    members: int = 1
+    members: int = 2
     """Models trained on the same data and tokenizer, member k from seed ``seed + k`` (its
     initialisation and data order), run as one ensemble (``moss_agent.models.ensemble``): each
-    next-token distribution is their average. Member 0 is the one-model recipe's model."""
-    ensemble_dtype: str | None = None
-    """With several members: the precision their weights are stored in (``float16`` keeps two
-    members under 30 MB); ``None``: as trained (float32)."""
+    next-token distribution is the renormalised mean of their log-probabilities. Member 0 is the
+    one-model recipe's model. Two members: held-out end to end 71.7 → 76.9 % against member 0
+    alone (the other alone: 68.7 %)."""
+    ensemble_dtype: str | None = "float16"
+    """With several members: the precision their weights are stored in (two float32 members would
+    be 31.6 MB; stored in float16 one held-out generation of 1145 changed, no score); ``None``: as
+    trained (float32)."""
 
     def slot_scheme(self) -> SlotScheme:
         """The number slots of the model (``moss_agent.models.number_slots``)."""

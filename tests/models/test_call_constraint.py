@@ -70,6 +70,18 @@ def test_a_name_runs_into_checked_arguments():
     assert allowed(f"{COMMANDS_TAG}: roll_dice") == {"(", "()"}
 
 
+def test_a_declared_call_takes_one_space_at_a_time_and_no_line_break():
+    # a tool without parameters: ")" or a space, then only ")" (a model once wrote 64 newlines here)
+    assert allowed(f"{COMMANDS_TAG}: roll_dice(") == {")", " "}
+    assert allowed(f"{COMMANDS_TAG}: roll_dice( ") == {")"}
+    for text in ("get_weather(", "get_weather(location=", 'get_weather("Oslo",', 'get_weather("Oslo"'):
+        first = allowed(f"{COMMANDS_TAG}: {text}")
+        assert first is not None and " " in first and "\n" not in first
+        again = allowed(f"{COMMANDS_TAG}: {text} ")
+        assert again is not None and not {" ", "\n"} & again
+    assert "\n" in allowed(f'{COMMANDS_TAG}: get_weather("Os')  # type: ignore[operator]  # a string is free
+
+
 def test_keywords_of_a_declared_tool_are_its_parameters():
     first = allowed(f"{COMMANDS_TAG}: get_weather(")
     assert first is not None

@@ -39,21 +39,42 @@ def mixed_loaded(mixed_ensemble):
     return load_model(mixed_ensemble, device="cpu")
 
 
-def test_next_token_distribution_is_the_members_mean(mixed_loaded, tiny_loaded, random_loaded, turns):
+def test_log_probability_pooling_is_the_default_and_the_renormalised_product(
+    mixed_loaded, tiny_loaded, random_loaded, turns
+):
     assert isinstance(mixed_loaded.model, EnsembleModel)
+    assert mixed_loaded.model.combine == "log-probabilities"  # its ensemble.json names no rule
     ids = torch.tensor([mixed_loaded.tokenizer(turns.plugin_reply)["input_ids"]])
+    with torch.inference_mode():
+        logs = [
+            torch.log_softmax(m.model(input_ids=ids).logits[0, -1].float(), -1)
+            for m in (tiny_loaded, random_loaded)
+        ]
+        pooled = GenerationEngine(mixed_loaded, reuse_cache=False)._forward(
+            ids, mixed_loaded.model.new_cache()
+        )
+    torch.testing.assert_close(
+        pooled[0], torch.log_softmax((logs[0] + logs[1]) / 2, -1), atol=1e-5, rtol=1e-5
+    )
+    # the two members disagree, so the pooled distribution is neither of them
+    assert not torch.allclose(logs[0].exp(), logs[1].exp(), atol=1e-3)
+
+
+def test_probability_pooling_is_the_members_mean(
+    tmp_path, tiny_tokenizer, tiny_checkpoint, random_checkpoint, tiny_loaded, random_loaded, turns
+):
+    folder = make_ensemble(tmp_path / "mean", tiny_tokenizer, {"a": tiny_checkpoint, "b": random_checkpoint})
+    (folder / "ensemble.json").write_text(json.dumps({"members": ["a", "b"], "combine": "probabilities"}))
+    loaded = load_model(folder, device="cpu")
+    assert loaded.model.combine == "probabilities"
+    ids = torch.tensor([loaded.tokenizer(turns.plugin_reply)["input_ids"]])
     with torch.inference_mode():
         probs = [
             torch.softmax(m.model(input_ids=ids).logits[0, -1].float(), -1)
             for m in (tiny_loaded, random_loaded)
         ]
-        mixed = GenerationEngine(mixed_loaded, reuse_cache=False)._forward(
-            ids, mixed_loaded.model.new_cache()
-        )
-    expected = torch.log((probs[0] + probs[1]) / 2)
-    torch.testing.assert_close(mixed[0], expected, atol=1e-5, rtol=1e-5)
-    # the two members disagree, so the mean is neither of them
-    assert not torch.allclose(probs[0], probs[1], atol=1e-3)
+        mixed = GenerationEngine(loaded, reuse_cache=False)._forward(ids, loaded.model.new_cache())
+    torch.testing.assert_close(mixed[0], torch.log((probs[0] + probs[1]) / 2), atol=1e-5, rtol=1e-5)
 
 
 def test_two_copies_of_a_model_generate_what_it_generates(
@@ -96,6 +117,7 @@ def test_a_folder_without_manifest_is_no_ensemble(tiny_checkpoint):
         ('{"members": ["../elsewhere"]}', "folder name inside"),
         ('{"members": ["/abs/path"]}', "folder name inside"),
         ('{"members": ["missing"]}', "no config.json"),
+        ('{"members": ["a"], "combine": "max"}', "combine must be one of"),
     ],
 )
 def test_a_bad_manifest_is_refused_clearly(tmp_path, manifest, message):

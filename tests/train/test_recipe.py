@@ -31,6 +31,7 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
         max_length=1024,
         number_slots=8,
         name_spaces=True,
+        members=1,
     )
     final = run_recipe(config)
     assert (final / "model.safetensors").is_file()
@@ -150,9 +151,7 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
         max_steps=2,
         bigram_heads=2,
         number_slots=8,
-        members=2,
-        ensemble_dtype="float16",
-    )
+    )  # the defaults: two members stored in float16
     ensemble = run_recipe(config)
     assert ensemble == run / "ensemble" == recipe_model(run)
     members = ensemble_members(ensemble)
@@ -167,7 +166,7 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
 
     card = render_model_card(run, heldout_summary=None, suite_summary=None, parameters=2, weights_mb=1.0)
     assert "An ensemble of 2 such models" in card and "seeds 0–1" in card
-    assert "--members 2 --ensemble-dtype float16" in card and "Member 1: final training loss" in card
+    assert "Member 1: final training loss" in card
     installed = install_model(ensemble, run / "data", tmp_path / "installed", card)
     loaded = load_model(installed, device="cpu")
     assert isinstance(loaded.model, EnsembleModel) and len(loaded.model.members) == 2
