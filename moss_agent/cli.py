@@ -675,7 +675,7 @@ def train_recipe_command(
     ] = _RECIPE.members,
     ensemble_dtype: Annotated[
         str | None,
-        typer.Option(help="With --members > 1: store the members' weights as float16 or bfloat16."),
+        typer.Option(help="With --members > 1: store the members' weights as float16, bfloat16 or float32."),
     ] = _RECIPE.ensemble_dtype,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""

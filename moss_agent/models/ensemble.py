@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMBINE_RULES",
     "ENSEMBLE_FILE",
+    "STORED_DTYPES",
     "EnsembleCache",
     "EnsembleModel",
     "EnsembleOutput",
@@ -35,6 +36,9 @@ __all__ = [
 ]
 
 ENSEMBLE_FILE = "ensemble.json"
+
+#: The precisions :func:`write_ensemble` can store members' weights in.
+STORED_DTYPES = ("float16", "bfloat16", "float32")
 
 
 #: How the members' next-token distributions are combined: the mean of their log-probabilities
@@ -112,8 +116,9 @@ def write_ensemble(
     Args:
         folder: The ensemble's folder (created; files of the same names are replaced).
         members: Checkpoint folders of models that share a tokenizer.
-        dtype: ``"float16"`` or ``"bfloat16"`` to store the weights at that precision (they are
-            loaded as float32 on the CPU, as any checkpoint is); ``None`` keeps them as they are.
+        dtype: ``"float16"``, ``"bfloat16"`` or ``"float32"`` to store the weights at that
+            precision (they are loaded as float32 on the CPU, as any checkpoint is); ``None``
+            keeps them as they are.
         combine: How the members' distributions are combined (:data:`COMBINE_RULES`).
 
     Raises:
@@ -126,8 +131,8 @@ def write_ensemble(
         raise UsageError("An ensemble needs at least one member.")
     if combine not in COMBINE_RULES:
         raise UsageError(f"combine must be one of {', '.join(COMBINE_RULES)}, not {combine!r}.")
-    if dtype not in (None, "float16", "bfloat16"):
-        raise UsageError(f"dtype must be float16 or bfloat16 (or left out), not {dtype!r}.")
+    if dtype not in (None, *STORED_DTYPES):
+        raise UsageError(f"dtype must be one of {', '.join(STORED_DTYPES)} (or left out), not {dtype!r}.")
     sources = [Path(member) for member in members]
     for source in sources:
         if not (source / "config.json").is_file() or not (source / "model.safetensors").is_file():

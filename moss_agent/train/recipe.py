@@ -17,7 +17,7 @@ from typing import Any
 
 from moss_agent.conversations import TURN_FIELDS
 from moss_agent.errors import UsageError
-from moss_agent.models.ensemble import ENSEMBLE_FILE, ensemble_members, write_ensemble
+from moss_agent.models.ensemble import ENSEMBLE_FILE, STORED_DTYPES, ensemble_members, write_ensemble
 from moss_agent.models.number_slots import SlotScheme
 from moss_agent.train.options import DataOptions
 
@@ -126,8 +126,8 @@ class RecipeConfig:
     alone (the other alone: 68.7 %)."""
     ensemble_dtype: str | None = "float16"
     """With several members: the precision their weights are stored in (two float32 members would
-    be 31.6 MB; stored in float16 one held-out generation of 1145 changed, no score); ``None``: as
-    trained (float32)."""
+    be 31.6 MB; stored in float16 one held-out generation of 1145 changed, no score); ``None`` or
+    ``float32``: as trained."""
 
     def slot_scheme(self) -> SlotScheme:
         """The number slots of the model (``moss_agent.models.number_slots``)."""
@@ -233,8 +233,10 @@ def check_recipe(config: RecipeConfig) -> None:
         raise UsageError("--restate-solutions and --pair-solutions are two formats of one reply: choose one")
     if config.members < 1:
         raise UsageError(f"--members must be at least 1, got {config.members}")
-    if config.ensemble_dtype not in (None, "float16", "bfloat16"):
-        raise UsageError(f"--ensemble-dtype must be float16 or bfloat16, got {config.ensemble_dtype!r}")
+    if config.ensemble_dtype not in (None, *STORED_DTYPES):
+        raise UsageError(
+            f"--ensemble-dtype must be one of {', '.join(STORED_DTYPES)}, got {config.ensemble_dtype!r}"
+        )
     if config.n_layer < (2 if config.induction_circuit else 1):
         raise UsageError(
             f"--layers must be at least 2 (the induction circuit spans two), got {config.n_layer}"

@@ -166,5 +166,5 @@ def test_write_ensemble_halves_weights_and_refuses_mixed_tokenizers(
     )
     with pytest.raises(UsageError, match="another tokenizer"):
         write_ensemble(tmp_path / "mixed", [tiny_checkpoint, other])
-    with pytest.raises(UsageError, match="float16 or bfloat16"):
+    with pytest.raises(UsageError, match="float16, bfloat16, float32"):
         write_ensemble(tmp_path / "bad", [tiny_checkpoint], dtype="int8")

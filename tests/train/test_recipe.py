@@ -177,8 +177,12 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
     assert isinstance(load_model(installed, device="cpu").model, torch.nn.Module)
 
 
-def test_a_recipe_of_no_members_is_refused(tmp_path):
+@pytest.mark.parametrize(
+    ("changes", "message"), [({"members": 0}, "--members"), ({"ensemble_dtype": "int8"}, "--ensemble-dtype")]
+)
+def test_a_recipe_of_no_members_or_an_unknown_precision_is_refused(tmp_path, changes, message):
     from moss_agent.errors import UsageError
 
-    with pytest.raises(UsageError, match="--members"):
-        run_recipe(RecipeConfig(out=str(tmp_path / "run"), members=0))
+    with pytest.raises(UsageError, match=message):
+        run_recipe(RecipeConfig(out=str(tmp_path / "run"), **changes))
+    assert not (tmp_path / "run").exists()
