@@ -35,10 +35,6 @@ class EnsembleCache:
         for cache in self.caches:
             cache.batch_select_indices(indices)
 
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        """The number of cached positions."""
-        return int(self.caches[0].get_seq_length(layer_idx))
-
 
 class EnsembleModel(torch.nn.Module):
     """Causal LMs with one vocabulary, run as one model.

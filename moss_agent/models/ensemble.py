@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from moss_agent.errors import UsageError
 
@@ -30,7 +30,8 @@ __all__ = [
     "EnsembleCache",
     "EnsembleModel",
     "EnsembleOutput",
-    "ensemble_combine",
+    "EnsembleManifest",
+    "ensemble_manifest",
     "ensemble_members",
     "write_ensemble",
 ]
@@ -49,23 +50,32 @@ STORED_DTYPES = ("float16", "bfloat16", "float32")
 COMBINE_RULES = ("log-probabilities", "probabilities")
 
 
+class EnsembleManifest(NamedTuple):
+    """What an ensemble checkpoint's ``ensemble.json`` says."""
+
+    members: list[Path]
+    """The member checkpoint folders."""
+    combine: str
+    """How their distributions are combined (:data:`COMBINE_RULES`)."""
+
+
 def ensemble_members(folder: str | Path) -> list[Path] | None:
     """The member folders of the ensemble checkpoint ``folder``; ``None`` if it is not one.
 
     Raises:
         UsageError: ``ensemble.json`` is not a list of member folders inside ``folder``.
     """
-    manifest = _read_manifest(folder)
-    return None if manifest is None else manifest[0]
+    manifest = ensemble_manifest(folder)
+    return None if manifest is None else manifest.members
 
 
-def ensemble_combine(folder: str | Path) -> str:
-    """How the ensemble checkpoint ``folder`` combines its members (:data:`COMBINE_RULES`)."""
-    manifest = _read_manifest(folder)
-    return COMBINE_RULES[0] if manifest is None else manifest[1]
+def ensemble_manifest(folder: str | Path) -> EnsembleManifest | None:
+    """The checked ``ensemble.json`` of ``folder``; ``None`` if it is no ensemble checkpoint.
 
-
-def _read_manifest(folder: str | Path) -> tuple[list[Path], str] | None:
+    Raises:
+        UsageError: The file is no JSON object with member folders inside ``folder``, or names an
+            unknown combine rule.
+    """
     path = Path(folder)
     manifest = path / ENSEMBLE_FILE
     if not manifest.is_file():
@@ -89,7 +99,7 @@ def _read_manifest(folder: str | Path) -> tuple[list[Path], str] | None:
         if not (folder_path / "config.json").is_file():
             raise UsageError(f"{manifest}: member {member!r} has no config.json in {folder_path}.")
         folders.append(folder_path)
-    return folders, str(combine)
+    return EnsembleManifest(folders, str(combine))
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from moss_agent.errors import MissingDependencyError, UsageError
-from moss_agent.models.ensemble import ensemble_members
+from moss_agent.models.ensemble import EnsembleManifest, ensemble_manifest
 from moss_agent.protocol import SPECIAL_TOKENS
 
 if TYPE_CHECKING:
@@ -104,11 +104,11 @@ def load_model(
         _check_quantization_possible(torch_device, bits=8 if load_in_8bit else 4)
 
     source, local = _resolve_source(name)
-    members = ensemble_members(source) if local else None
-    if members is not None:
+    manifest = ensemble_manifest(source) if local else None
+    if manifest is not None:
         return _load_ensemble(
             name,
-            members,
+            manifest,
             dtype=dtype,
             device=device,
             device_map=device_map,
@@ -175,12 +175,12 @@ def load_model(
     )
 
 
-def _load_ensemble(name: str, members: list[Path], **options: Any) -> LoadedModel:
+def _load_ensemble(name: str, manifest: EnsembleManifest, **options: Any) -> LoadedModel:
     """Each member folder loaded with ``options``; the tokenizer from the ensemble's own folder."""
-    from moss_agent.models.ensemble import EnsembleModel, ensemble_combine
+    from moss_agent.models.ensemble import EnsembleModel
 
-    loaded = [load_model(member, **options) for member in members]
-    model = EnsembleModel([member.model for member in loaded], combine=ensemble_combine(name))
+    loaded = [load_model(member, **options) for member in manifest.members]
+    model = EnsembleModel([member.model for member in loaded], combine=manifest.combine)
     tokenizer = _load_tokenizer(
         name,
         name,

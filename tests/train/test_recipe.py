@@ -16,23 +16,24 @@ from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY  # noqa: E402
 from moss_agent.train.recipe import RecipeConfig, run_recipe  # noqa: E402
 
 
+def toy_recipe(out, **changes) -> RecipeConfig:
+    """A recipe small enough to run every stage in seconds."""
+    toy = {
+        "n_train": 40,
+        "n_valid": 4,
+        "n_test": 8,
+        "vocab_size": 1500,
+        "n_layer": 2,
+        "batch_size": 4,
+        "max_steps": 2,
+        "bigram_heads": 2,
+        "number_slots": 8,
+    }
+    return RecipeConfig(out=str(out), **{**toy, **changes})
+
+
 def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
-    config = RecipeConfig(
-        out=str(tmp_path / "run"),
-        n_train=40,
-        n_valid=4,
-        n_test=8,
-        vocab_size=1500,
-        n_layer=2,
-        n_positions=1024,
-        batch_size=4,
-        max_steps=2,
-        bigram_heads=2,
-        max_length=1024,
-        number_slots=8,
-        name_spaces=True,
-        members=1,
-    )
+    config = toy_recipe(tmp_path / "run", n_positions=1024, max_length=1024, name_spaces=True, members=1)
     final = run_recipe(config)
     assert (final / "model.safetensors").is_file()
     saved = json.loads((final / "config.json").read_text())
@@ -140,19 +141,7 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
     from moss_agent.train.recipe import install_model, recipe_model
 
     run = tmp_path / "run"
-    config = RecipeConfig(
-        out=str(run),
-        n_train=40,
-        n_valid=4,
-        n_test=8,
-        vocab_size=1500,
-        n_layer=2,
-        batch_size=4,
-        max_steps=2,
-        bigram_heads=2,
-        number_slots=8,
-    )  # the defaults: two members stored in float16
-    ensemble = run_recipe(config)
+    ensemble = run_recipe(toy_recipe(run))  # the defaults: two members stored in float16
     assert ensemble == run / "ensemble" == recipe_model(run)
     members = ensemble_members(ensemble)
     assert [m.name for m in members] == ["member-0", "member-1"]
