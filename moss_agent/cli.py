@@ -417,7 +417,9 @@ def finetune_command(
     protect_circuit: Annotated[
         bool, typer.Option(help="Keep a hand-written induction circuit (named in config.json) fixed.")
     ] = True,
-    mixed_precision: Annotated[str, typer.Option(help="no, fp16 or bf16.")] = "no",
+    mixed_precision: Annotated[
+        str, typer.Option(help="no, fp16, bf16, or auto (bf16 where the CPU or GPU computes it natively).")
+    ] = "no",
     resume: Annotated[bool, typer.Option(help="Resume from the latest checkpoint in --out.")] = True,
     trust_remote_code: Annotated[bool, typer.Option(help="Run code shipped in the checkpoint.")] = False,
 ) -> None:
@@ -586,6 +588,13 @@ def train_recipe_command(
     steps: Annotated[int, typer.Option(help="SFT optimizer steps.")] = _RECIPE.max_steps,
     batch_size: Annotated[int, typer.Option(help="SFT examples per step.", min=1)] = _RECIPE.batch_size,
     minutes: Annotated[float, typer.Option(help="Safety limit on SFT wall time.")] = _RECIPE.max_minutes,
+    mixed_precision: Annotated[
+        str,
+        typer.Option(
+            help="SFT precision: auto (bf16 with float32 attention where the CPU or GPU computes bf16 "
+            "natively, else no), no, bf16 or fp16.",
+        ),
+    ] = _RECIPE.mixed_precision,
     n_train: Annotated[int, typer.Option(help="Training conversations.")] = _RECIPE.n_train,
     learning_rate: Annotated[
         float, typer.Option(help="Peak learning rate of SFT (cosine decay).", min=0.0)
@@ -690,6 +699,7 @@ def train_recipe_command(
             max_steps=steps,
             batch_size=batch_size,
             max_minutes=minutes,
+            mixed_precision=mixed_precision,
             n_train=n_train,
             learning_rate=learning_rate,
             induction_circuit=induction_circuit,

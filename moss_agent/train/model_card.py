@@ -39,6 +39,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("name_min_count", "--name-min-count"),
         ("members", "--members"),
         ("ensemble_dtype", "--ensemble-dtype"),
+        ("mixed_precision", "--mixed-precision"),
     )
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
@@ -108,6 +109,20 @@ def _split_lines(info: dict[str, Any]) -> list[str]:
 def _member_folders(run_dir: Path, members: int) -> list[Path]:
     """The recipe folders of each member's ``init`` and ``sft`` (member 0: the run's own)."""
     return [run_dir] + [run_dir / "members" / str(index) for index in range(1, members)]
+
+
+def _precision_words(run_dir: Path) -> str:
+    """How SFT computed (from ``sft/sft_config.json``): '' for float32 or an unknown run."""
+    try:
+        precision = json.loads((run_dir / "sft" / "sft_config.json").read_text()).get("mixed_precision")
+    except (OSError, ValueError):
+        return ""
+    if precision in (None, "no"):
+        return ""
+    return (
+        f", {precision} mixed precision (matrix products in {precision}; weights, optimizer, attention"
+        " on the CPU and the loss in float32)"
+    )
 
 
 def _sft_minutes(losses: list[dict[str, Any]]) -> float | None:
@@ -322,7 +337,7 @@ def render_model_card(
         + ("; none on the user's turns either" if recipe.get("mask_human") else "")
         + f"), {_loss_weight_words(recipe.get('loss_weights'))}"
         f"{losses[-1]['step'] if losses else '?'} steps of batch {recipe['batch_size']}, peak learning rate "
-        f"{recipe['learning_rate']}, cosine decay.",
+        f"{recipe['learning_rate']}, cosine decay{_precision_words(run_dir)}.",
         f"- Wall time of SFT: {minutes:.1f} min on a 2-core CPU (resumed runs added up"
         + (
             f"; {members} members: " + ", ".join(f"{m:.1f}" for m in minute_list if m is not None)

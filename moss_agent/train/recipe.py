@@ -81,6 +81,9 @@ class RecipeConfig:
     measured wall time."""
     max_minutes: float = 75.0
     """Safety limit on SFT wall time (saves and stops if a slow machine reaches it)."""
+    mixed_precision: str = "auto"
+    """SFT precision (``moss_agent.train.sft.resolve_mixed_precision``): ``auto`` trains in bf16
+    (attention in float32) where the CPU computes bf16 natively, 1.5x faster per step here."""
     max_length: int = 768
     """Most tokens of one example."""
     mask_human: bool = False
@@ -226,13 +229,17 @@ def check_recipe(config: RecipeConfig) -> None:
     Raises:
         UsageError: What is wrong and what would do.
     """
-    from moss_agent.train.sft import check_loss_weights
+    from moss_agent.train.sft import MIXED_PRECISIONS, check_loss_weights
 
     check_loss_weights(config.loss_weights)
     if config.restate_solutions and config.pair_solutions:
         raise UsageError("--restate-solutions and --pair-solutions are two formats of one reply: choose one")
     if config.members < 1:
         raise UsageError(f"--members must be at least 1, got {config.members}")
+    if config.mixed_precision not in MIXED_PRECISIONS:
+        raise UsageError(
+            f"--mixed-precision must be one of {', '.join(MIXED_PRECISIONS)}, got {config.mixed_precision!r}"
+        )
     if config.ensemble_dtype not in (None, *STORED_DTYPES):
         raise UsageError(
             f"--ensemble-dtype must be one of {', '.join(STORED_DTYPES)}, got {config.ensemble_dtype!r}"
@@ -368,6 +375,7 @@ def _train_member(
                     seed=seed,
                     mask_human=config.mask_human,
                     loss_weights=dict(config.loss_weights),
+                    mixed_precision=config.mixed_precision,
                 )
             )
     return final

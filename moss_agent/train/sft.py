@@ -21,7 +21,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -39,12 +39,14 @@ __all__ = [
     "EncodedExample",
     "SFTConfig",
     "SectionLoss",
+    "MIXED_PRECISIONS",
     "check_loss_weights",
     "encode_conversation",
     "finetune",
     "load_examples",
     "loss_weight_items",
     "parse_loss_weights",
+    "resolve_mixed_precision",
     "section_losses",
 ]
 
@@ -103,7 +105,7 @@ class SFTConfig:
     share_prefix: bool = True
     """Encode the shared prompt prefix once per step (single process only)."""
     mixed_precision: str = "no"
-    """accelerate's mixed precision: no, fp16 or bf16."""
+    """accelerate's mixed precision: no, fp16 or bf16; or auto (:func:`resolve_mixed_precision`)."""
     resume: bool = True
     """Resume from the latest checkpoint in ``output_dir``."""
     trust_remote_code: bool = False
@@ -294,6 +296,36 @@ def parse_loss_weights(items: Sequence[str]) -> dict[str, float]:
             raise UsageError(f"bad loss weight {item!r}: {value!r} is not a number") from None
     check_loss_weights(weights)
     return weights
+
+
+#: The values of ``SFTConfig.mixed_precision``.
+MIXED_PRECISIONS = ("no", "fp16", "bf16", "auto")
+
+
+def resolve_mixed_precision(value: str, device: str = "cpu") -> str:
+    """``value`` checked, and ``auto`` decided for ``device`` ("cpu" or "cuda").
+
+    ``auto`` is bf16 where the hardware computes it natively (a CPU with AVX-512 BF16 or AMX, a
+    GPU that supports it) and ``no`` elsewhere: emulated bf16 is slower than float32. On this
+    project's 2-core CPU, bf16 (with float32 attention, :func:`_float32_attention`) made an SFT
+    step of the recipe 1.5x faster at the same loss curve.
+
+    Raises:
+        UsageError: An unknown value.
+    """
+    if value not in MIXED_PRECISIONS:
+        raise UsageError(f"mixed precision must be one of {', '.join(MIXED_PRECISIONS)}, got {value!r}")
+    if value != "auto":
+        return value
+    import torch
+
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    try:  # oneDNN's own check (AVX-512 BF16, AMX); private, so guarded
+        native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native = False
+    return "bf16" if native else "no"
 
 
 def check_loss_weights(loss_weights: Mapping[str, float]) -> None:
@@ -526,6 +558,44 @@ def _fuse_activations(model: Any) -> int:
     return swapped
 
 
+#: The attention implementation of a mixed-precision run on the CPU (:func:`_float32_attention`).
+FLOAT32_SDPA = "sdpa_float32"
+
+
+def _float32_attention(model: Any) -> str | None:
+    """Run a model's SDPA attention in float32 inside a CPU autocast; return the implementation it had.
+
+    Under ``torch.autocast("cpu", dtype=torch.bfloat16)`` the matrix products of the tiny model
+    ran 3x faster, but SDPA's backward ran slower than in float32. Measured on this project's
+    2-core CPU (15 steps of the recipe's SFT): float32 5.5 s, bf16 4.0 s, bf16 with float32
+    attention 2.8 s. Returns None (and changes nothing) for a model without SDPA attention.
+    """
+    import torch
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, AttentionMaskInterface
+
+    config = getattr(model, "config", None)
+    before = getattr(config, "_attn_implementation", None)
+    if before != "sdpa" or not hasattr(model, "set_attn_implementation"):
+        return None
+
+    def attention(module: Any, query: Any, key: Any, value: Any, mask: Any, **kwargs: Any) -> Any:
+        dtype = query.dtype
+        with torch.autocast("cpu", enabled=False):
+            out, weights = sdpa_attention_forward(
+                module, query.float(), key.float(), value.float(), mask, **kwargs
+            )
+        return out.to(dtype), weights
+
+    AttentionInterface.register(FLOAT32_SDPA, attention)
+    # the masks SDPA takes: without a mask function of its own, transformers would pass no mask
+    # and SDPA's is_causal aligns a query block after a cached prefix wrongly (top left)
+    AttentionMaskInterface.register(FLOAT32_SDPA, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
+    model.set_attn_implementation(FLOAT32_SDPA)
+    return str(before)
+
+
 def _latest_checkpoint(output_dir: Path) -> Path | None:
     folder = output_dir / "checkpoints"
     candidates = (
@@ -639,6 +709,8 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
             f"{config.model} is an ensemble of several models (ensemble.json); fine-tune one of its "
             "member folders (member-0, ...) instead."
         )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    config = replace(config, mixed_precision=resolve_mixed_precision(config.mixed_precision, device))
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     accelerator = Accelerator(
@@ -654,6 +726,11 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     model, tokenizer = loaded.model, loaded.tokenizer
     model.train()
     _fuse_activations(model)
+    restore_attention = (
+        _float32_attention(model)
+        if config.mixed_precision != "no" and accelerator.device.type == "cpu"
+        else None
+    )
     circuit = getattr(model.config, CIRCUIT_CONFIG_KEY, None)
     enforce_circuit: Callable[[], None] | None
     if circuit and config.protect_circuit:
@@ -742,7 +819,8 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
             batch = _collate(chosen, skip, pad_id, weighted=True)
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(model):
-                loss = _loss(model, batch, prefix)
+                with accelerator.autocast():  # the loss calls the body and head, not model.forward
+                    loss = _loss(model, batch, prefix)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:
                     accelerator.clip_grad_norm_(model.parameters(), 1.0)
@@ -780,6 +858,8 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         unwrapped = accelerator.unwrap_model(model)
+        if restore_attention is not None:
+            unwrapped.set_attn_implementation(restore_attention)
         unwrapped.save_pretrained(final, safe_serialization=True)
         tokenizer.save_pretrained(final)
         _restore_moss_config(Path(config.model), final)

@@ -58,6 +58,20 @@ def test_the_card_of_the_default_recipe(tmp_path):
     assert "whole recipe" not in card  # no recipe_log.json: no claim
 
 
+def test_the_card_says_how_sft_computed_and_the_command_keeps_it(tmp_path):
+    (tmp_path / "mixed").mkdir()
+    (tmp_path / "plain").mkdir()
+    run = recipe_run(tmp_path / "mixed")
+    (run / "sft" / "sft_config.json").write_text(json.dumps({"mixed_precision": "bf16"}))
+    card = render_model_card(run, heldout_summary=None, suite_summary=None, parameters=1, weights_mb=1.0)
+    assert "cosine decay, bf16 mixed precision (matrix products in bf16;" in card
+    plain = recipe_run(tmp_path / "plain", mixed_precision="no")
+    (plain / "sft" / "sft_config.json").write_text(json.dumps({"mixed_precision": "no"}))
+    card = render_model_card(plain, heldout_summary=None, suite_summary=None, parameters=1, weights_mb=1.0)
+    assert "cosine decay." in card and "mixed precision" not in card.split("## Training")[1]
+    assert "--mixed-precision no" in card
+
+
 def test_the_card_adds_up_the_recipe_stages(tmp_path):
     from moss_agent.train.recipe import RecipeLog
 

@@ -14,6 +14,7 @@ pytest.importorskip("tokenizers")
 from moss_agent.models.engine import GenerationEngine  # noqa: E402
 from moss_agent.models.tiny import CIRCUIT_CONFIG_KEY  # noqa: E402
 from moss_agent.train.recipe import RecipeConfig, run_recipe  # noqa: E402
+from moss_agent.train.sft import resolve_mixed_precision  # noqa: E402
 
 
 def toy_recipe(out, **changes) -> RecipeConfig:
@@ -48,6 +49,8 @@ def test_a_toy_recipe_runs_every_stage_and_resumes(tmp_path, capsys):
     assert all(stage["runs"] == 1 and stage["minutes"] >= 0 for stage in log["stages"].values())
     assert log["minutes_total"] == round(sum(s["minutes"] for s in log["stages"].values()), 1)
     assert json.loads((tmp_path / "run" / "recipe_config.json").read_text())["bigram_heads"] == 2
+    sft = json.loads((tmp_path / "run" / "sft" / "sft_config.json").read_text())
+    assert sft["mixed_precision"] == resolve_mixed_precision("auto")  # what it trained in, decided
 
     capsys.readouterr()
     assert run_recipe(config) == final  # everything already there: nothing is redone
@@ -167,7 +170,12 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
 
 
 @pytest.mark.parametrize(
-    ("changes", "message"), [({"members": 0}, "--members"), ({"ensemble_dtype": "int8"}, "--ensemble-dtype")]
+    ("changes", "message"),
+    [
+        ({"members": 0}, "--members"),
+        ({"ensemble_dtype": "int8"}, "--ensemble-dtype"),
+        ({"mixed_precision": "fp8"}, "--mixed-precision"),
+    ],
 )
 def test_a_recipe_of_no_members_or_an_unknown_precision_is_refused(tmp_path, changes, message):
     from moss_agent.errors import UsageError

@@ -460,3 +460,88 @@ def test_eval_loss_is_the_token_weighted_mean_of_each_conversations_loss(tokeniz
             count += n
     assert _eval_loss(model, examples, 3, 0) == pytest.approx(total / count, rel=1e-5)
     assert model.training  # left in training mode
+
+
+def _path_losses(model, examples) -> list[float]:
+    """The loss of ``examples`` without and with a shared prefix."""
+    import torch
+
+    from moss_agent.train.sft import _collate, _loss
+
+    skip = common_prefix_length(examples)
+    prefix = torch.tensor([examples[0].input_ids[:skip]])
+    return [
+        float(_loss(model, _collate(examples, 0, 0), None).detach()),
+        float(_loss(model, _collate(examples, skip, 0), prefix).detach()),
+    ]
+
+
+def test_float32_attention_keeps_the_loss_with_and_without_a_shared_prefix(tokenizer, data_file, tmp_path):
+    import torch
+
+    from moss_agent.models.loading import load_model
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train.sft import FLOAT32_SDPA, _float32_attention
+
+    folder = build_tiny_moss_checkpoint(tmp_path / "m", tokenizer=tokenizer, n_positions=1024)
+    model = load_model(str(folder), device="cpu").model
+    examples = load_examples([str(data_file)], tokenizer, max_length=2048, mask_human=False)[:6]
+    assert len({len(e.input_ids) for e in examples}) > 1  # padded rows too
+    before = _path_losses(model, examples)
+    assert _float32_attention(model) == "sdpa"
+    assert model.config._attn_implementation == FLOAT32_SDPA
+    # the same masks come along: without them the prefix path attended to the wrong keys
+    assert _path_losses(model, examples) == pytest.approx(before, rel=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = _path_losses(model, examples)
+    assert mixed == pytest.approx(before, rel=0.02)
+
+
+def test_mixed_precision_is_checked_and_auto_is_decided():
+    from moss_agent.train.sft import resolve_mixed_precision
+
+    with pytest.raises(UsageError, match="mixed precision must be one of"):
+        resolve_mixed_precision("fp8")
+    assert resolve_mixed_precision("no") == "no"
+    assert resolve_mixed_precision("bf16") == "bf16"
+    assert resolve_mixed_precision("auto", "cpu") in ("no", "bf16")
+
+
+def test_finetune_in_bf16_learns_and_saves_a_plain_float32_model(tokenizer, data_file, tmp_path):
+    from moss_agent.models.loading import load_model
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint
+    from moss_agent.train.sft import FLOAT32_SDPA
+
+    start = build_tiny_moss_checkpoint(tmp_path / "start", tokenizer=tokenizer, n_positions=1024)
+    out = tmp_path / "run"
+    config = SFTConfig(
+        model=str(start),
+        data=[str(data_file)],
+        output_dir=str(out),
+        eval_data=[str(data_file)],
+        batch_size=4,
+        learning_rate=3e-3,
+        max_steps=6,
+        save_steps=3,
+        log_steps=3,
+        mixed_precision="bf16",
+    )
+    final = finetune(config, progress=False)
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    evals = [r["eval_loss"] for r in log if "eval_loss" in r]
+    assert len(evals) == 2 and evals[1] < evals[0]
+    assert json.loads((out / "sft_config.json").read_text())["mixed_precision"] == "bf16"
+    assert FLOAT32_SDPA not in (final / "config.json").read_text()
+    loaded = load_model(str(final), device="cpu")
+    assert loaded.model.config._attn_implementation != FLOAT32_SDPA
+    assert str(next(loaded.model.parameters()).dtype) == "torch.float32"
+    with pytest.raises(UsageError, match="mixed precision"):
+        finetune(
+            SFTConfig(
+                model=str(start),
+                data=[str(data_file)],
+                output_dir=str(tmp_path / "x"),
+                mixed_precision="half",
+            ),
+            progress=False,
+        )
