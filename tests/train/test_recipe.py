@@ -144,7 +144,7 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
     from moss_agent.train.recipe import install_model, recipe_model
 
     run = tmp_path / "run"
-    ensemble = run_recipe(toy_recipe(run))  # the defaults: two members stored in float16
+    ensemble = run_recipe(toy_recipe(run, members=2))  # stored in float16, the default
     assert ensemble == run / "ensemble" == recipe_model(run)
     members = ensemble_members(ensemble)
     assert [m.name for m in members] == ["member-0", "member-1"]
