@@ -714,8 +714,11 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     config = replace(config, mixed_precision=resolve_mixed_precision(config.mixed_precision, device))
     output_dir = Path(config.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    # bf16 needs no loss scaling: its autocast is ours (below), so accelerate's process-wide state
+    # keeps "no" and one process can fine-tune in float32 and in bf16 one after the other
     accelerator = Accelerator(
-        gradient_accumulation_steps=config.grad_accum, mixed_precision=config.mixed_precision
+        gradient_accumulation_steps=config.grad_accum,
+        mixed_precision="fp16" if config.mixed_precision == "fp16" else "no",
     )
     set_seed(config.seed)
     loaded = load_model(
@@ -732,6 +735,12 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
         if config.mixed_precision != "no" and accelerator.device.type == "cpu"
         else None
     )
+
+    def precision() -> Any:
+        if config.mixed_precision == "bf16":
+            return torch.autocast(accelerator.device.type, dtype=torch.bfloat16)
+        return accelerator.autocast()  # fp16 as accelerate sets it up; nothing for "no"
+
     circuit = getattr(model.config, CIRCUIT_CONFIG_KEY, None)
     enforce_circuit: Callable[[], None] | None
     if circuit and config.protect_circuit:
@@ -820,7 +829,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
             batch = _collate(chosen, skip, pad_id, weighted=True)
             batch = {k: v.to(accelerator.device) for k, v in batch.items()}
             with accelerator.accumulate(model):
-                with accelerator.autocast():  # the loss calls the body and head, not model.forward
+                with precision():  # the loss calls the body and head, not the model's forward
                     loss = _loss(model, batch, prefix)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -535,6 +536,15 @@ def test_finetune_in_bf16_learns_and_saves_a_plain_float32_model(tokenizer, data
     loaded = load_model(str(final), device="cpu")
     assert loaded.model.config._attn_implementation != FLOAT32_SDPA
     assert str(next(loaded.model.parameters()).dtype) == "torch.float32"
+    # accelerate's state is process-wide: a float32 run after a bf16 one in the same process works,
+    # and it computes otherwise (bf16 really ran: the loss once bypassed the autocast)
+    plain = replace(config, output_dir=str(tmp_path / "plain"), mixed_precision="no")
+    finetune(plain, progress=False)
+    plain_log = [
+        json.loads(line) for line in (tmp_path / "plain" / "train_log.jsonl").read_text().splitlines()
+    ]
+    plain_evals = [r["eval_loss"] for r in plain_log if "eval_loss" in r]
+    assert plain_evals != evals and plain_evals == pytest.approx(evals, rel=0.05)
     with pytest.raises(UsageError, match="mixed precision"):
         finetune(
             SFTConfig(
