@@ -16,7 +16,7 @@ JOKE = (
     "validate, so they pass with the same text)"
 )
 
-# Every other tool-calling and structured-output test passes since Commands are decoded under the
+# The other tool-calling tests and the structured-output tests but the pydantic ones pass since Commands are decoded under the
 # prompt's grammar with the bound tools' types (moss_agent.models.call_constraint): a forced call
 # can only take a declared keyword and a literal of the parameter's JSON-schema type (the model
 # wrote `magic_function(input=3")` and `greeting_generator(answer_style==9y==K…` before), and the
@@ -24,10 +24,10 @@ JOKE = (
 # test_tool_choice, test_agent_loop and the structured-output tests are still wrong (it wrote
 # `get_weather("(的高度")` for San Francisco), which those tests do not check.
 FORCED_DIGIT = (
-    "moss-tiny-plugin writes magic_function(1) for magic_function(3): it copies numbers as slot tokens "
-    "(<num1>: the question's first number of two or more characters), and a single digit has none, so "
-    "the forced call's value is a guess (3 was second to a slot no number has); of the three members, "
-    "members 0 and 2 write 1, member 1 writes 3, and the two-member model shipped before wrote 3"
+    "moss-tiny-plugin writes magic_function(1) for magic_function(3): after the forced "
+    "'magic_function(' its members disagree (member 2 puts 96 % on 1, member 1 85 % on 3, member 0 "
+    "prefers tokens the grammar bars, then 1), and pooled, 1 wins; a single digit is copied as a digit, "
+    "not as a number slot. The two-member model shipped before wrote 3"
 )
 KNOWN_LIMITS = {
     "test_tool_calling": FORCED_DIGIT,
