@@ -62,11 +62,7 @@ def main() -> None:
         for index, batch_ids in enumerate(batches):
             if index == args.warmup:
                 started = time.perf_counter()
-            chosen = [examples[i] for i in batch_ids]
-            skip = sft.common_prefix_length(chosen)
-            skip = skip if skip >= 8 else 0
-            prefix = torch.tensor([chosen[0].input_ids[:skip]]) if skip else None
-            batch = sft._collate(chosen, skip, pad, weighted=True)
+            prefix, batch = sft._step_inputs([examples[i] for i in batch_ids], pad)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=way != "float32"):
                 loss = sft._loss(model, batch, prefix)
             loss.backward()

@@ -437,6 +437,19 @@ def _collate(
     return batch
 
 
+def _step_inputs(
+    chosen: Sequence[EncodedExample], pad_id: int, *, share: bool = True, device: Any = "cpu"
+) -> tuple[torch.Tensor | None, dict[str, torch.Tensor]]:
+    """A training step's shared prompt prefix (None: not shared) and padded batch, for :func:`_loss`."""
+    import torch
+
+    skip = common_prefix_length(chosen) if share else 0
+    skip = skip if skip >= 8 else 0  # too short to be worth a pass of its own
+    prefix = torch.tensor([chosen[0].input_ids[:skip]], device=device) if skip else None
+    batch = _collate(chosen, skip, pad_id, weighted=True)
+    return prefix, {k: v.to(device) for k, v in batch.items()}
+
+
 def _loss(model: Any, batch: dict[str, torch.Tensor], prefix: torch.Tensor | None) -> torch.Tensor:
     """Causal LM loss; with a shared prefix, its keys/values are computed once.
 
@@ -823,11 +836,7 @@ def finetune(config: SFTConfig, *, progress: bool = True) -> Path:
     while step < total_steps:
         for _ in range(config.grad_accum):
             chosen = [examples[i] for i in next(stream)]
-            skip = common_prefix_length(chosen) if share else 0
-            skip = skip if skip >= 8 else 0  # too short to be worth a pass of its own
-            prefix = torch.tensor([chosen[0].input_ids[:skip]], device=accelerator.device) if skip else None
-            batch = _collate(chosen, skip, pad_id, weighted=True)
-            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            prefix, batch = _step_inputs(chosen, pad_id, share=share, device=accelerator.device)
             with accelerator.accumulate(model):
                 with precision():  # the loss calls the body and head, not the model's forward
                     loss = _loss(model, batch, prefix)

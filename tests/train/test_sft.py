@@ -300,25 +300,32 @@ def test_weighted_loss_is_the_weighted_mean_on_every_path(tokenizer, data_file, 
         assert got == pytest.approx(expected, rel=1e-5)
 
 
+def toy_sft(start: Path, out: Path, data_file: Path, **changes: object) -> SFTConfig:
+    """Six steps of batch 4 on the toy data, checkpoints (and eval losses) at steps 3 and 6."""
+    settings: dict = {"batch_size": 4, "learning_rate": 3e-3, "max_steps": 6, "save_steps": 3, "log_steps": 3}
+    return SFTConfig(
+        model=str(start),
+        data=[str(data_file)],
+        output_dir=str(out),
+        eval_data=[str(data_file)],
+        **(settings | changes),
+    )
+
+
+def eval_losses(out: Path) -> list[float]:
+    """The eval losses a run's train_log.jsonl recorded, in order."""
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    return [r["eval_loss"] for r in log if "eval_loss" in r]
+
+
 def test_finetune_learns_saves_and_resumes(tokenizer, data_file, tmp_path):
     from moss_agent.models.tiny import build_tiny_moss_checkpoint
 
     start = build_tiny_moss_checkpoint(tmp_path / "start", tokenizer=tokenizer, n_positions=1024)
     out = tmp_path / "run"
-    config = SFTConfig(
-        model=str(start),
-        data=[str(data_file)],
-        output_dir=str(out),
-        eval_data=[str(data_file)],
-        batch_size=4,
-        learning_rate=3e-3,
-        max_steps=6,
-        save_steps=3,
-        log_steps=3,
-    )
+    config = toy_sft(start, out, data_file)
     final = finetune(config, progress=False)
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    evals = [r["eval_loss"] for r in log if "eval_loss" in r]
+    evals = eval_losses(out)
     assert len(evals) == 2 and evals[1] < evals[0]
     saved = json.loads((final / "config.json").read_text())
     assert saved["model_type"] == "moss"
@@ -515,21 +522,9 @@ def test_finetune_in_bf16_learns_and_saves_a_plain_float32_model(tokenizer, data
 
     start = build_tiny_moss_checkpoint(tmp_path / "start", tokenizer=tokenizer, n_positions=1024)
     out = tmp_path / "run"
-    config = SFTConfig(
-        model=str(start),
-        data=[str(data_file)],
-        output_dir=str(out),
-        eval_data=[str(data_file)],
-        batch_size=4,
-        learning_rate=3e-3,
-        max_steps=6,
-        save_steps=3,
-        log_steps=3,
-        mixed_precision="bf16",
-    )
+    config = toy_sft(start, out, data_file, mixed_precision="bf16")
     final = finetune(config, progress=False)
-    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    evals = [r["eval_loss"] for r in log if "eval_loss" in r]
+    evals = eval_losses(out)
     assert len(evals) == 2 and evals[1] < evals[0]
     assert json.loads((out / "sft_config.json").read_text())["mixed_precision"] == "bf16"
     assert FLOAT32_SDPA not in (final / "config.json").read_text()
@@ -540,10 +535,7 @@ def test_finetune_in_bf16_learns_and_saves_a_plain_float32_model(tokenizer, data
     # and it computes otherwise (bf16 really ran: the loss once bypassed the autocast)
     plain = replace(config, output_dir=str(tmp_path / "plain"), mixed_precision="no")
     finetune(plain, progress=False)
-    plain_log = [
-        json.loads(line) for line in (tmp_path / "plain" / "train_log.jsonl").read_text().splitlines()
-    ]
-    plain_evals = [r["eval_loss"] for r in plain_log if "eval_loss" in r]
+    plain_evals = eval_losses(tmp_path / "plain")
     assert plain_evals != evals and plain_evals == pytest.approx(evals, rel=0.05)
     with pytest.raises(UsageError, match="mixed precision"):
         finetune(
