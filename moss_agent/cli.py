@@ -144,6 +144,15 @@ ConstrainOption = Annotated[
         help="Let Commands name only enabled tools and declared parameters (constrained decoding).",
     ),
 ]
+CopyBiasOption = Annotated[
+    float | None,
+    typer.Option(
+        "--copy-bias",
+        min=0.0,
+        help="In Commands, favour the token that continues the span of the user's turns a call "
+        "copies (log-score bonus; 0: off); default: the model's own (4 for the embedded model).",
+    ),
+]
 #: The ``--plugins`` default of ask and chat: every built-in plugin.
 _ALL_PLUGINS = "Search,Calculate,Solve,Text2Image"
 PluginsOption = Annotated[
@@ -171,6 +180,7 @@ def _build_agent(
     corpus: Path | None = None,
     keep_results: bool = False,
     constrain_calls: bool = True,
+    copy_bias: float | None = None,
 ) -> object:
     """The agent `ask` and `chat` run (the defaults are theirs)."""
     from moss_agent.agent import MossAgent
@@ -207,6 +217,7 @@ def _build_agent(
         do_sample=not greedy,
         seed=seed,
         constrain_calls=constrain_calls,
+        copy_bias=copy_bias,
     )
     backend: object | None = None
     if corpus is not None:
@@ -304,6 +315,7 @@ def converse_command(
     ] = False,
     show_thoughts: Annotated[bool, typer.Option(help="Show inner thoughts and Results.")] = False,
     constrain_calls: ConstrainOption = True,
+    copy_bias: CopyBiasOption = None,
 ) -> None:
     """Ask questions (replies stream as generated); with none, chat: 'clear' starts over, 'stop' leaves."""
     from moss_agent.agent import MossAgent
@@ -326,6 +338,7 @@ def converse_command(
         corpus=corpus,
         keep_results=keep_results,
         constrain_calls=constrain_calls,
+        copy_bias=copy_bias,
     )
     assert isinstance(agent, MossAgent)
     if questions:
@@ -686,6 +699,14 @@ def train_recipe_command(
         str | None,
         typer.Option(help="With --members > 1: store the members' weights as float16, bfloat16 or float32."),
     ] = _RECIPE.ensemble_dtype,
+    copy_bias: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="The model's default copy bias (written to its generation_config.json): in Commands, "
+            "favour the token that continues the span of the user's turns a call copies; 0: off.",
+        ),
+    ] = _RECIPE.copy_bias,
 ) -> None:
     """Train moss-tiny-plugin from scratch: data, tokenizer, model, SFT (one command, fixed seed)."""
     from moss_agent.train.recipe import run_recipe
@@ -717,6 +738,7 @@ def train_recipe_command(
             digit_slots=digit_slots,
             members=members,
             ensemble_dtype=ensemble_dtype,
+            copy_bias=copy_bias,
         )
     )
     typer.echo(f"model saved to {final}")
@@ -751,6 +773,7 @@ def eval_command(
     load_in_8bit: Annotated[bool, typer.Option(help="8-bit weights (CUDA, bitsandbytes).")] = False,
     load_in_4bit: Annotated[bool, typer.Option(help="4-bit weights (CUDA, bitsandbytes).")] = False,
     constrain_calls: ConstrainOption = True,
+    copy_bias: CopyBiasOption = None,
 ) -> None:
     """Run (or resume) an eval suite; subcommands compare runs and rebuild reports."""
     if ctx.invoked_subcommand is not None:
@@ -775,6 +798,7 @@ def eval_command(
             loading={
                 **_changed_loading(dtype, device, device_map, load_in_8bit, load_in_4bit),
                 **({} if constrain_calls else {"constrain_calls": False}),
+                **({} if copy_bias is None else {"copy_bias": copy_bias}),
             },
         )
     except MossAgentError as exc:
@@ -882,6 +906,46 @@ def train_install_command(
     target = destination or Path(__file__).parent / "assets" / EMBEDDED_MODEL_NAME
     installed = evaluate_and_install(run, target, suite=suite, force=force)
     typer.echo(f"installed {installed}")
+
+
+@train_app.command("rescore")
+def train_rescore_command(
+    data: Annotated[
+        Path,
+        typer.Option(help="The dataset the model was trained on (its recipe's data folder).", exists=True),
+    ],
+    work: Annotated[Path, typer.Option(help="Folder for the suites and eval runs (resumed).")],
+    suite: Annotated[
+        Path | None, typer.Option(help="Also score this eval suite for the card.", exists=True)
+    ] = None,
+    destination: Annotated[
+        Path | None, typer.Option(help="The installed model; default: the embedded one.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Drop earlier eval results in WORK.")] = False,
+) -> None:
+    """Score an installed model again and rewrite its card's scores and scores.json (no retraining).
+
+    For a change of its decoding defaults, e.g. its copy bias. The data folder must be the one it was
+    trained on (regenerate it with `moss-agent train data` and the recipe's seed and options).
+    """
+    from moss_agent.models.embedded import EMBEDDED_MODEL_NAME
+    from moss_agent.train.recipe import rescore_installed
+
+    target = destination or Path(__file__).parent / "assets" / EMBEDDED_MODEL_NAME
+    try:
+        scores = rescore_installed(target, data, work, suite=suite, force=force)
+    except MossAgentError as exc:
+        raise _fail(str(exc)) from exc
+    heldout = scores.heldout or {}
+    rates = ", ".join(
+        f"{label} {heldout.get(key) or 0:.1%}"
+        for label, key in (
+            ("tool choice", "trigger_accuracy"),
+            ("arguments", "argument_accuracy"),
+            ("end to end", "end_to_end_accuracy"),
+        )
+    )
+    typer.echo(f"rescored {target}: held-out {rates}")
 
 
 def main() -> None:

@@ -90,6 +90,8 @@ def _config_lines(config: Mapping[str, Any]) -> list[str]:
     decoding = "sampling" if sampling.get("do_sample") else "greedy"
     if isinstance(model, Mapping) and model.get("constrain_calls"):
         decoding += ", constrained Commands"
+    if isinstance(model, Mapping) and model.get("copy_bias"):
+        decoding += f", copy bias {model['copy_bias']:g}"
     rows = [
         ("Model", f"`{model.get('path') or model.get('name')}` ({model.get('class', '?')})"),
         (

@@ -100,6 +100,13 @@ def _identity(model: Any) -> dict[str, Any]:
     decoder = inner if inner is not None and hasattr(inner, "constrain_calls") else options
     if getattr(decoder, "constrain_calls", False) is True:
         identity["constrain_calls"] = True
+    copy_bias = getattr(decoder, "copy_bias", None)
+    if copy_bias is None:
+        from moss_agent.models.copy_bias import model_copy_bias
+
+        copy_bias = model_copy_bias(name)
+    if copy_bias:  # off records nothing, as before the copy bias existed
+        identity["copy_bias"] = float(copy_bias)
     return identity
 
 

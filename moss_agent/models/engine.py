@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from moss_agent.errors import UsageError
 from moss_agent.models._decoding import _eos_token_ids, _IncrementalDecoder, _Stops, _TokenPicker
 from moss_agent.models.number_slots import NumberSlots, SlotScheme
-from moss_agent.protocol import END_OF_COMMANDS
+from moss_agent.protocol import COMMANDS_TAG, END_OF_COMMANDS, END_OF_HUMAN, HUMAN_TAG
 
 if TYPE_CHECKING:
     import torch
 
     from moss_agent.models.call_constraint import CallConstraint
+    from moss_agent.models.copy_bias import CopyBias
     from moss_agent.models.loading import LoadedModel
 
 __all__ = [
@@ -74,6 +75,10 @@ class SamplingParams:
     """Sample; False (or temperature 0) picks the most likely token (greedy)."""
     seed: int | None = None
     """Seed of the sampler, for reproducible samples."""
+    copy_bias: float | None = None
+    """Inside Commands, add this to the score of the token that continues the span of the user's
+    turns a call is copying (:mod:`moss_agent.models.copy_bias`); 0 turns it off; None: the
+    model's own default (``copy_bias`` in its folder's generation_config.json, else 0)."""
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -86,6 +91,8 @@ class SamplingParams:
             raise UsageError(f"top_k must be at least 1 (or None), got {self.top_k}.")
         if self.repetition_penalty <= 0:
             raise UsageError(f"repetition_penalty must be > 0, got {self.repetition_penalty}.")
+        if self.copy_bias is not None and not self.copy_bias >= 0:
+            raise UsageError(f"copy_bias must be >= 0 (or None), got {self.copy_bias}.")
 
     @property
     def greedy(self) -> bool:
@@ -204,6 +211,11 @@ class GenerationEngine:
         self.max_positions: int | None = getattr(config, "n_positions", None) or getattr(
             config, "max_position_embeddings", None
         )
+        self.default_copy_bias = _default_copy_bias(loaded)
+        """The copy bias of generations whose parameters leave it None (the model's default)."""
+        self._human_ids = list(tokenizer.encode(HUMAN_TAG, add_special_tokens=False))
+        self._commands_ids = list(tokenizer.encode(COMMANDS_TAG, add_special_tokens=False))
+        self._end_of_human_ids = list(tokenizer.encode(END_OF_HUMAN, add_special_tokens=False))
         self._slot_scheme = SlotScheme.of(config)
         self._slot_ids = self._slot_scheme.token_ids(tokenizer)
         self._token_texts: list[str] | None = None
@@ -322,6 +334,7 @@ class GenerationEngine:
                         stops,
                         params,
                         [constraints[i] for i in chunk],
+                        [self._copy_bias(prompts[i], encoded[i][0], params) for i in chunk],
                     ),
                 ):
                     results[index] = generation
@@ -373,7 +386,10 @@ class GenerationEngine:
                 decoder = _IncrementalDecoder(self.loaded.tokenizer)
                 text, emitted, stop_hit, finish = "", 0, None, "length"
                 completion = 0
+                copy = self._copy_bias(prompt, prompt_ids, params)
                 for step in range(budget):
+                    if copy is not None:
+                        copy.apply(logits, 0, text, history[0])
                     if constraint is not None:
                         _restrict(logits, 0, constraint.allowed(text))
                     token = picker.pick(logits, history)[0]
@@ -450,6 +466,7 @@ class GenerationEngine:
         stops: _Stops,
         params: SamplingParams,
         constraints: Sequence[CallConstraint | None] = (),
+        copies: Sequence[CopyBias | None] = (),
     ) -> list[Generation]:
         import torch
 
@@ -475,6 +492,8 @@ class GenerationEngine:
         step = 0
         while active:
             for slot, row in enumerate(active):
+                if row < len(copies) and (copy := copies[row]) is not None:
+                    copy.apply(logits, slot, texts[row], history[row])
                 if row < len(constraints) and (constraint := constraints[row]) is not None:
                     _restrict(logits, slot, constraint.allowed(texts[row]))
             tokens = picker.pick(logits, [history[row] for row in active])
@@ -584,6 +603,21 @@ class GenerationEngine:
             ]
         return self._token_texts
 
+    def _copy_bias(self, prompt: str, prompt_ids: list[int], params: SamplingParams) -> CopyBias | None:
+        """The copy bias of one generation, or None when it is off."""
+        bias = self.default_copy_bias if params.copy_bias is None else params.copy_bias
+        if not bias:
+            return None
+        from moss_agent.models.copy_bias import CopyBias, find_tokens, human_spans
+
+        spans = human_spans(prompt_ids, self._human_ids, self._end_of_human_ids) or None
+        commands_from = None
+        tail = prompt[prompt.rfind(COMMANDS_TAG) :] if COMMANDS_TAG in prompt else None
+        if tail is not None and END_OF_COMMANDS not in tail and "<|" not in tail[len(COMMANDS_TAG) :]:
+            at = find_tokens(prompt_ids, self._commands_ids, last=True)
+            commands_from = None if at is None else at + len(self._commands_ids)
+        return CopyBias(prompt_ids, bias, spans=spans, commands_from=commands_from)
+
     def _call_constraint(self, prompt: str, call_types: CallTypes | None = None) -> CallConstraint | None:
         from moss_agent.models.call_constraint import CallConstraint
 
@@ -670,6 +704,13 @@ class GenerationEngine:
                 **kwargs,
             )
         return output.logits[:, -1, :].float()
+
+
+def _default_copy_bias(loaded: LoadedModel) -> float:
+    """The copy bias the loaded model's folder declares (0 when it declares none)."""
+    from moss_agent.models.copy_bias import model_copy_bias
+
+    return model_copy_bias(loaded.name) if loaded.name else 0.0
 
 
 def _restrict(logits: torch.Tensor, row: int, allowed: torch.Tensor | None) -> None:

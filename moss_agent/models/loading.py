@@ -363,13 +363,34 @@ def _refuse_moss_gptq(name: str, source: str, config_dict: dict[str, Any], *, lo
 # --- model and tokenizer -----------------------------------------------------------------
 
 
+def _ships_remote_code(source: str, config_dict: dict[str, Any]) -> bool:
+    """Whether the checkpoint's ``auto_map`` points at code it ships.
+
+    A local folder without those modules (the embedded model keeps MOSS's auto_map) ships none.
+    """
+    auto_map = config_dict.get("auto_map")
+    if not auto_map:
+        return False
+    folder = Path(source)
+    if not folder.is_dir():
+        return True
+    modules = {str(target).split("--")[-1].split(".")[0] for target in _auto_map_targets(auto_map)}
+    return any((folder / f"{module}.py").is_file() for module in modules)
+
+
+def _auto_map_targets(auto_map: Any) -> list[str]:
+    if isinstance(auto_map, dict):
+        return [t for v in auto_map.values() for t in (v if isinstance(v, (list, tuple)) else [v]) if t]
+    return []
+
+
 def _load_moss(
     name: str, source: str, config_dict: dict[str, Any], revision: str | None, kwargs: dict[str, Any]
 ) -> tuple[PreTrainedModel, dict[str, Any]]:
     from moss_agent.models.configuration import MossConfig, MossForCausalLM, register_moss
 
     register_moss()
-    if "auto_map" in config_dict and name not in _warned_remote_code:
+    if _ships_remote_code(source, config_dict) and name not in _warned_remote_code:
         _warned_remote_code.add(name)
         logger.warning(
             "%s ships its own modeling code (auto_map); moss-agent loads it with transformers' "

@@ -25,6 +25,7 @@ SAMPLING_FIELDS = (
     "repetition_penalty",
     "do_sample",
     "seed",
+    "copy_bias",
 )
 
 
@@ -59,6 +60,10 @@ class MossModelOptions(BaseModel):
     """Sample (True) or decode greedily (False)."""
     seed: int | None = None
     """Seed of the sampler."""
+    copy_bias: float | None = None
+    """Inside Commands, favour the token that continues the span of the user's turns a call
+    copies (added to its log-score; 0 turns it off); None: the model's default (``copy_bias`` in
+    its folder's generation_config.json, else 0)."""
     reuse_cache: bool = True
     """Reuse the keys/values of the shared prefix of consecutive prompts."""
     constrain_calls: bool = True

@@ -5,9 +5,19 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["render_model_card", "reproduce_command"]
+if TYPE_CHECKING:
+    from moss_agent.train.recipe import ModelScores
+
+__all__ = [
+    "SCORES_HEADING",
+    "render_model_card",
+    "replace_scores",
+    "reproduce_command",
+    "scores_section",
+    "split_lines",
+]
 
 
 def _pct(value: Any) -> str:
@@ -40,6 +50,7 @@ def reproduce_command(recipe: dict[str, Any]) -> str:
         ("members", "--members"),
         ("ensemble_dtype", "--ensemble-dtype"),
         ("mixed_precision", "--mixed-precision"),
+        ("copy_bias", "--copy-bias"),
     )
     for key, flag in numeric:
         if key in recipe and recipe[key] != getattr(default, key):
@@ -94,7 +105,7 @@ def _loss_weight_words(weights: dict[str, float] | None) -> str:
     return f"loss weighted by section ({named}, the rest ×1), "
 
 
-def _split_lines(info: dict[str, Any]) -> list[str]:
+def split_lines(info: dict[str, Any]) -> list[str]:
     """The generator's statistics of each split, as readable lines."""
     lines = []
     for name, split in (info.get("splits") or {}).items():
@@ -244,21 +255,13 @@ _DATA_OPTION_LINES: tuple[tuple[str, str], ...] = (
 
 def render_model_card(
     run_dir: Path,
+    scores: ModelScores,
     *,
-    heldout_summary: dict[str, Any] | None,
-    suite_summary: dict[str, Any] | None,
     parameters: int,
     weights_mb: float,
     weights_dtype: str = "float32",
-    novel_summary: dict[str, Any] | None = None,
-    after_call_summary: dict[str, Any] | None = None,
-    valid_summary: dict[str, Any] | None = None,
-    constrained_calls: bool = False,
 ) -> str:
-    """Write the card of the model trained in ``run_dir`` (a recipe working folder).
-
-    ``constrained_calls``: the scores were measured with constrained Commands decoding.
-    """
+    """Write the card of the model trained in ``run_dir`` (a recipe working folder)."""
     recipe = json.loads((run_dir / "recipe_config.json").read_text())
     info = json.loads((run_dir / "data" / "dataset_info.json").read_text())
     from moss_agent.models.ensemble import ensemble_members
@@ -318,7 +321,7 @@ def render_model_card(
         "  generated corpus). Whole phrasing families are held out for the test split.",
         *(line for option, line in _DATA_OPTION_LINES if recipe.get(option)),
         "- Not trained on MOSS's own data nor on any evaluation suite.",
-        *_split_lines(info),
+        *split_lines(info),
         "",
         "## Training",
         "",
@@ -355,26 +358,36 @@ def render_model_card(
             if member_losses and member_evals
         ),
         "",
-        "## Scores",
-        "",
     ]
+    lines += scores_section(scores, reproduce_command(recipe))
+    return "\n".join(line for line in lines if line is not None)
+
+
+#: The heading of a card's scores, up to the licence line.
+SCORES_HEADING = "## Scores"
+_LICENCE = "Licence: Apache-2.0 (weights and code). The MOSS meta instruction text is from the MOSS project."
+
+
+def scores_section(scores: ModelScores, reproduce: str) -> list[str]:
+    """The card's lines from its scores heading to its licence line."""
+    lines = [SCORES_HEADING, ""]
     for title, summary in (
-        ("Held-out test split (phrasing families never seen in training)", heldout_summary),
+        ("Held-out test split (phrasing families never seen in training)", scores.heldout),
         (
             "Validation split (new conversations from the phrasing families of training:"
             " how well it learnt what it was taught)",
-            valid_summary,
+            scores.valid,
         ),
-        ("evals/suites/plugin-basic.jsonl (hand-written, independent of the generator)", suite_summary),
+        ("evals/suites/plugin-basic.jsonl (hand-written, independent of the generator)", scores.suite),
         (
             "Held-out cases that declare custom tools, every tool renamed to made-up words"
             " (`moss_agent.train.heldout.novel_name_suite`: names the model cannot have memorised)",
-            novel_summary,
+            scores.novel_names,
         ),
         (
             "Held-out one-turn cases asked right after an earlier turn that called a built-in tool"
             " (`moss_agent.train.heldout.after_call_suite`: the conversation `ask` has)",
-            after_call_summary,
+            scores.after_call,
         ),
     ):
         if not summary:
@@ -394,17 +407,38 @@ def render_model_card(
         extra = summary.get("answer_accuracy_calc_solve")
         if extra is not None:
             lines.insert(-1, f"| final answer right (Calculate/Solve cases) | {_pct(extra)} |")
-    lines += [
-        (
-            "Greedy decoding with constrained Commands (`moss_agent.models.call_constraint`; `--free-calls`"
-            " turns it off)."
-            if constrained_calls
-            else "Greedy decoding."
+    decoding = "Greedy decoding"
+    if scores.constrained_calls:
+        decoding += (
+            " with constrained Commands (`moss_agent.models.call_constraint`; `--free-calls` turns it off)"
         )
-        + f" Reproduce with `{reproduce_command(recipe)}` then",
+    if scores.copy_bias:
+        decoding += (
+            f"{' and' if scores.constrained_calls else ' with'} copy bias {scores.copy_bias:g} in Commands"
+            " (`moss_agent.models.copy_bias`, the model's default in its generation_config.json;"
+            " `--copy-bias 0` turns it off)"
+        )
+    lines += [
+        f"{decoding}. Reproduce with `{reproduce}` then",
         "`moss-agent eval --suite evals/suites/plugin-basic.jsonl --out runs/basic`.",
         "",
-        "Licence: Apache-2.0 (weights and code). The MOSS meta instruction text is from the MOSS project.",
+        _LICENCE,
         "",
     ]
-    return "\n".join(line for line in lines if line is not None)
+    return lines
+
+
+def replace_scores(card: str, scores: ModelScores) -> str:
+    """``card`` with its scores section (heading to licence line) rendered from ``scores``.
+
+    The reproduce command the card gives is kept.
+    """
+    import re
+
+    start = card.index(SCORES_HEADING)
+    end = card.find(_LICENCE, start)
+    end = len(card) if end < 0 else end + len(_LICENCE)
+    found = re.search(r"Reproduce with `([^`]*)`", card[start:end])
+    reproduce = found.group(1) if found else "moss-agent train recipe --out runs/tiny"
+    section = "\n".join(scores_section(scores, reproduce))
+    return card[:start] + section.rstrip("\n") + card[end:]

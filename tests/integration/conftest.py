@@ -23,15 +23,11 @@ JOKE = (
 # model's tokenizer spells rare names with shared pieces (`--name-min-count 100`). The values in
 # test_tool_choice, test_agent_loop and the structured-output tests are still wrong (it wrote
 # `get_weather("(的高度")` for San Francisco), which those tests do not check.
-FORCED_DIGIT = (
-    "moss-tiny-plugin writes magic_function(1) for magic_function(3): after the forced "
-    "'magic_function(' its members disagree (member 2 puts 96 % on 1, member 1 85 % on 3, member 0 "
-    "prefers tokens the grammar bars, then 1), and pooled, 1 wins; a single digit is copied as a digit, "
-    "not as a number slot. The two-member model shipped before wrote 3"
-)
+# test_tool_calling and test_tool_calling_async pass through the model's copy bias
+# (moss_agent.models.copy_bias): after the forced 'magic_function(' the three members disagree
+# and, pooled, wrote magic_function(1) for magic_function(3); the bias adds 4 to the '3' that
+# follows 'magic_function(' in the question.
 KNOWN_LIMITS = {
-    "test_tool_calling": FORCED_DIGIT,
-    "test_tool_calling_async": FORCED_DIGIT,
     # Asked to create a customer named '你好啊集团', it writes a string of training phrases.
     "test_unicode_tool_call_integration": ARGUMENTS,
     # Passed with the one-model embedded model shipped before the two-member ensemble, whose

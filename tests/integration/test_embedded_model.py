@@ -134,3 +134,40 @@ def test_constrained_commands_call_a_made_up_tool_with_typed_arguments():
     assert "compute_chynslax" not in calls[False]
     assert calls[True] == ["compute_chynslax"]
     assert arguments == {"a": 547, "b": 690}
+
+
+#: Systems of equations whose Solve call the embedded model got wrong by one copied coefficient
+#: before its copy bias (held-out cases of its recipe, with their enabled plugins; the call it
+#: wrote then is in the comment).
+ALL_PLUGINS = ["Calculate", "Search", "Solve", "Text2Image"]
+SYSTEMS = [
+    (
+        "如果-3x+2y=-25，并且4x+3y=107，那么x和y分别等于多少？",
+        ["Solve"],
+        "-3x+2y=-25, 4x+3y=107",
+    ),  # 4x+2y=-107
+    ("Hey can u solve this system: 7x-3y=-46, -9x-7y=-158", ["Solve"], "7x-3y=-46, -9x-7y=-158"),  # -9x-3y
+    ("Solve simultaneously: -4x+3y=-113 and 8x+2y=170.", ALL_PLUGINS, "-4x+3y=-113, 8x+2y=170"),  # 8x+3y=-170
+    ("Solve the system 8x+7y=252, -7x+9y=203.", ALL_PLUGINS, "8x+7y=252, -7x+9y=203"),  # 8x+9y
+]
+
+
+def test_the_copy_bias_makes_the_solve_calls_copy_the_equations():
+    """The model's default copy bias (its generation_config.json) against none, same prompts."""
+    from moss_agent.agent import MossAgent
+    from moss_agent.models.copy_bias import model_copy_bias
+    from moss_agent.models.llm import MossLLM
+
+    assert model_copy_bias(str(EMBEDDED)) > 0
+    right = {}
+    for bias in (None, 0.0):
+        llm = MossLLM(model=resolve_model(None), do_sample=False, max_new_tokens=64, copy_bias=bias)
+        calls = [
+            MossAgent(llm, plugins=plugins).run(question).invocations for question, plugins, _ in SYSTEMS
+        ]
+        right[bias] = [
+            len(c) == 1 and c[0].name == "Solve" and c[0].args == (equations,)
+            for c, (_, _, equations) in zip(calls, SYSTEMS, strict=True)
+        ]
+    assert all(right[None]), right
+    assert not any(right[0.0]), right  # without it, a coefficient comes from the other equation

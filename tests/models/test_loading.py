@@ -261,3 +261,11 @@ def test_device_map_that_leaves_the_gpu_unused_is_reported(tiny_checkpoint, monk
     with caplog.at_level(logging.WARNING, logger="moss_agent.models.loading"):
         load_model(tiny_checkpoint, device_map={"": "cpu"})
     assert "although a GPU" not in caplog.text
+
+
+def test_auto_map_without_its_modules_is_not_called_remote_code(checkpoint_copy, caplog):
+    """The embedded model keeps MOSS's auto_map but ships no modules: no warning about code."""
+    assert not (checkpoint_copy / "modeling_moss.py").exists()
+    with caplog.at_level(logging.WARNING, logger="moss_agent.models.loading"):
+        load_model(checkpoint_copy, device="cpu")
+    assert "ships its own modeling code" not in caplog.text

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from moss_agent.train.model_card import render_model_card, reproduce_command
-from moss_agent.train.recipe import RecipeConfig
+from moss_agent.train.recipe import ModelScores, RecipeConfig
 
 
 def recipe_run(tmp_path: Path, **changes: object) -> Path:
@@ -39,11 +39,7 @@ SUMMARY = {
 
 def test_the_card_of_the_default_recipe(tmp_path):
     card = render_model_card(
-        recipe_run(tmp_path),
-        heldout_summary=SUMMARY,
-        suite_summary=None,
-        parameters=6_230_000,
-        weights_mb=12.5,
+        recipe_run(tmp_path), ModelScores(heldout=SUMMARY), parameters=6_230_000, weights_mb=12.5
     )
     assert "Parameters: 6.23 M; weights 12.5 MB" in card
     assert "- Split `train`: 9 conversations, 11 turns; languages: en 5, zh 4." in card
@@ -63,11 +59,11 @@ def test_the_card_says_how_sft_computed_and_the_command_keeps_it(tmp_path):
     (tmp_path / "plain").mkdir()
     run = recipe_run(tmp_path / "mixed")
     (run / "sft" / "sft_config.json").write_text(json.dumps({"mixed_precision": "bf16"}))
-    card = render_model_card(run, heldout_summary=None, suite_summary=None, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(), parameters=1, weights_mb=1.0)
     assert "cosine decay, bf16 mixed precision (matrix products in bf16;" in card
     plain = recipe_run(tmp_path / "plain", mixed_precision="no")
     (plain / "sft" / "sft_config.json").write_text(json.dumps({"mixed_precision": "no"}))
-    card = render_model_card(plain, heldout_summary=None, suite_summary=None, parameters=1, weights_mb=1.0)
+    card = render_model_card(plain, ModelScores(), parameters=1, weights_mb=1.0)
     assert "cosine decay." in card and "mixed precision" not in card.split("## Training")[1]
     assert "--mixed-precision no" in card
 
@@ -80,7 +76,7 @@ def test_the_card_adds_up_the_recipe_stages(tmp_path):
     for name, minutes in (("data", 0.5), ("tokenizer", 1.0), ("init", 0.1), ("sft", 50.0)):
         log.stages[name] = {"minutes": minutes, "runs": 1}
     log.write()
-    card = render_model_card(run, heldout_summary=None, suite_summary=None, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(), parameters=1, weights_mb=1.0)
     assert "Wall time of the whole recipe: 51.6 min (data 0.5, tokenizer 1.0, init 0.1, sft 50.0)." in card
     assert RecipeLog(run / "recipe_log.json").minutes_total == 51.6
 
@@ -95,7 +91,7 @@ def test_the_card_names_what_differs_from_the_defaults(tmp_path):
         switch_thoughts=False,
         learning_rate=0.0025,
     )
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "2 two-token induction heads" in card and "none on the user's turns either" in card
     assert "switch line" not in card
     assert (
@@ -119,7 +115,7 @@ def test_the_card_names_the_loss_weights_and_the_command_gives_them_back(tmp_pat
 
     weights = {"Commands": 4.0, "MOSS": 2.0, "Human": 0.5}
     run = recipe_run(tmp_path, loss_weights=weights)
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "loss weighted by section (commands ×4, reply ×2, human ×0.5, the rest ×1)" in card
     command = reproduce_command(json.loads((run / "recipe_config.json").read_text()))
     assert command.endswith(" --loss-weight commands=4 --loss-weight reply=2 --loss-weight human=0.5")
@@ -128,11 +124,7 @@ def test_the_card_names_the_loss_weights_and_the_command_gives_them_back(tmp_pat
     assert parse_loss_weights(items) == weights
     (tmp_path / "plain").mkdir()
     plain = render_model_card(
-        recipe_run(tmp_path / "plain"),
-        heldout_summary=None,
-        suite_summary=SUMMARY,
-        parameters=1,
-        weights_mb=1.0,
+        recipe_run(tmp_path / "plain"), ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0
     )
     assert "loss weighted" not in plain
 
@@ -142,22 +134,22 @@ def test_the_card_names_the_number_slots(tmp_path):
     (tmp_path / "digits").mkdir()
     (tmp_path / "unrounded").mkdir()
     run = recipe_run(tmp_path / "default")
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "32 number slots (`<num1>`…" in card and "--number-slots" not in card  # the default
     assert "rounding marker `<round>`" in card and "--no-number-rounding" not in card
     run = recipe_run(tmp_path / "unrounded", number_rounding=False)
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "--no-number-rounding" in card and "`<round>`" not in card
     assert "single digits get slots too" not in card
     (tmp_path / "digits-too").mkdir()
     run = recipe_run(tmp_path / "digits-too", digit_slots=True)
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "--digit-slots" in card and "single digits get slots too" in card
     # the default (100) is named in the tokenizer line, never as an option
     assert "one token only if seen 100 times" in card and "--name-min-count" not in card
     (tmp_path / "names-off").mkdir()
     run = recipe_run(tmp_path / "names-off", name_min_count=0)
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "one token only if seen" not in card and "--name-min-count 0" in card
     (tmp_path / "merges").mkdir()
     run = recipe_run(tmp_path / "merges", name_min_count=50, vocab_size=6000)
@@ -167,13 +159,13 @@ def test_the_card_names_the_number_slots(tmp_path):
     (run / "tokenizer" / "tokenizer.json").write_text(
         json.dumps({"model": {"vocab": vocab}, "added_tokens": added})
     )
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert (
         "byte-level BPE, 3001 tokens" in card and "a capitalized word one token only if seen 50 times" in card
     )
     assert "--name-min-count 50" in card
     run = recipe_run(tmp_path / "digits", number_slots=0)
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "--number-slots 0" in card and "number slots (" not in card
 
 
@@ -195,7 +187,7 @@ def test_the_card_describes_the_data_options_of_the_run(tmp_path):
     (tmp_path / "on").mkdir()
     (tmp_path / "off").mkdir()
     run = recipe_run(tmp_path / "on", pair_solutions=True, shared_phrasings=True)
-    card = render_model_card(run, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "name each animal right after the solver line" in card
     assert "phrased as requests for the custom sum/product tools are" in card
     assert "splicing the opening clauses" in card and "`已知35个头，94只脚`" in card  # on by default
@@ -210,7 +202,7 @@ def test_the_card_describes_the_data_options_of_the_run(tmp_path):
         "context_turns",
     )
     plain = recipe_run(tmp_path / "off", **dict.fromkeys(switches, False))
-    card = render_model_card(plain, heldout_summary=None, suite_summary=SUMMARY, parameters=1, weights_mb=1.0)
+    card = render_model_card(plain, ModelScores(suite=SUMMARY), parameters=1, weights_mb=1.0)
     assert "each animal" not in card and "sum/product" not in card and "--no-shared-phrasings" in card
     assert "splicing" not in card and "已知" not in card and "greeting" not in card
 
@@ -221,7 +213,7 @@ def test_the_card_describes_the_custom_tool_options_and_the_made_up_names_scores
     run = recipe_run(tmp_path / "on", quote_api=True, novel_names=True)
     novel = {**SUMMARY, "n": 7, "trigger_accuracy": 0.125}
     card = render_model_card(
-        run, heldout_summary=SUMMARY, suite_summary=None, parameters=1, weights_mb=1.0, novel_summary=novel
+        run, ModelScores(heldout=SUMMARY, novel_names=novel), parameters=1, weights_mb=1.0
     )
     assert (
         "quote that tool's whole switch line" in card and "renamed to made-up words (`zorvak_plim`)" in card
@@ -231,22 +223,44 @@ def test_the_card_describes_the_custom_tool_options_and_the_made_up_names_scores
     made_up = card.split("every tool renamed to made-up words")[1]
     assert "| cases | 7 |" in made_up and "| tool choice (incl. no call) | 12.5 % |" in made_up
     plain = recipe_run(tmp_path / "off")
-    card = render_model_card(plain, heldout_summary=SUMMARY, suite_summary=None, parameters=1, weights_mb=1.0)
+    card = render_model_card(plain, ModelScores(heldout=SUMMARY), parameters=1, weights_mb=1.0)
     assert "made-up" not in card and "whole switch line" not in card
 
 
 def test_the_card_shows_the_validation_split_beside_the_held_out_one(tmp_path):
     valid = {**SUMMARY, "n": 3, "argument_accuracy": 0.75}
     card = render_model_card(
-        recipe_run(tmp_path),
-        heldout_summary=SUMMARY,
-        suite_summary=None,
-        parameters=1,
-        weights_mb=1.0,
-        valid_summary=valid,
+        recipe_run(tmp_path), ModelScores(heldout=SUMMARY, valid=valid), parameters=1, weights_mb=1.0
     )
     heldout, seen = card.split(
         "### Validation split (new conversations from the phrasing families of training"
     )
     assert "| arguments right when the tool is right | 50.0 % |" in heldout
     assert "| cases | 3 |" in seen and "| arguments right when the tool is right | 75.0 % |" in seen
+
+
+def test_the_card_states_the_copy_bias_and_replace_scores_rewrites_only_the_scores(tmp_path):
+    from moss_agent.train.model_card import replace_scores
+
+    run = recipe_run(tmp_path)
+    card = render_model_card(
+        run, ModelScores(heldout=SUMMARY, constrained_calls=True), parameters=1, weights_mb=1.0
+    )
+    assert "copy bias" not in card and "constrained Commands" in card
+    rescored = replace_scores(
+        card,
+        ModelScores(heldout={**SUMMARY, "argument_accuracy": 0.75}, constrained_calls=True, copy_bias=4.0),
+    )
+    before, after = card.split("## Scores"), rescored.split("## Scores")
+    assert after[0] == before[0]  # everything above the scores is kept
+    assert "| arguments right when the tool is right | 75.0 % |" in after[1]
+    assert "| arguments right when the tool is right | 50.0 % |" not in after[1]
+    assert "and copy bias 4 in Commands (`moss_agent.models.copy_bias`" in after[1]
+    assert "Reproduce with `moss-agent train recipe --out runs/tiny` then" in after[1]
+    assert rescored.rstrip().endswith("from the MOSS project.") and rescored.count("Licence:") == 1
+    assert replace_scores(rescored, ModelScores(heldout=SUMMARY, constrained_calls=True)) == card
+
+
+def test_a_copy_bias_other_than_the_default_is_in_the_reproduce_command(tmp_path):
+    assert "--copy-bias" not in reproduce_command({**RecipeConfig(out="").__dict__})
+    assert reproduce_command({**RecipeConfig(out="").__dict__, "copy_bias": 0.0}).endswith("--copy-bias 0.0")

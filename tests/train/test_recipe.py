@@ -135,13 +135,51 @@ def test_install_scores_held_out_validation_and_made_up_names_and_writes_them(tm
     assert json.loads(eval_config.read_text())["model"]["constrain_calls"] is True
 
 
+def test_rescore_rewrites_an_installed_models_scores_after_a_decoding_change(tmp_path):
+    from moss_agent.errors import UsageError
+    from moss_agent.models.copy_bias import set_copy_bias
+    from moss_agent.models.tiny import build_tiny_moss_checkpoint, build_tiny_tokenizer
+    from moss_agent.train.data import generate_dataset
+    from moss_agent.train.recipe import evaluate_and_install, rescore_installed
+
+    run = tmp_path / "run"
+    generate_dataset(run / "data", n_train=30, n_test=4, n_valid=3, seed=0)
+    texts = (run / "data" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    build_tiny_moss_checkpoint(
+        run / "sft" / "final", tokenizer=build_tiny_tokenizer(texts, vocab_size=600), n_positions=1024
+    )
+    (run / "recipe_config.json").write_text(json.dumps(RecipeConfig(out=str(run)).__dict__))
+    installed = evaluate_and_install(run, tmp_path / "installed", batch_size=8)
+    card = (installed / "README.md").read_text()
+    assert "copy bias" not in card
+    set_copy_bias(installed, 2.5)
+    scores = rescore_installed(installed, run / "data", tmp_path / "rescore", batch_size=8)
+    assert scores.copy_bias == 2.5
+    assert (
+        json.loads((tmp_path / "rescore" / "eval-heldout" / "config.json").read_text())["model"]["copy_bias"]
+        == 2.5
+    )
+    rescored = (installed / "README.md").read_text()
+    assert "copy bias 2.5 in Commands" in rescored
+    assert rescored.split("## Scores")[0] == card.split("## Scores")[0]
+    assert json.loads((installed / "scores.json").read_text())["heldout"]["n"] == scores.heldout["n"] > 0
+    # another dataset than the model's is refused before any scoring
+    generate_dataset(tmp_path / "other", n_train=31, n_test=4, n_valid=3, seed=1)
+    with pytest.raises(UsageError, match="not the dataset"):
+        rescore_installed(installed, tmp_path / "other", tmp_path / "rescore-other")
+    assert not (tmp_path / "rescore-other").exists()
+    with pytest.raises(UsageError, match="no model card"):
+        rescore_installed(tmp_path / "nowhere", run / "data", tmp_path / "rescore-none")
+
+
 def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_path):
     from safetensors.torch import load_file
 
+    from moss_agent.models.copy_bias import model_copy_bias
     from moss_agent.models.ensemble import EnsembleModel, ensemble_members
     from moss_agent.models.loading import load_model
     from moss_agent.train.model_card import render_model_card
-    from moss_agent.train.recipe import install_model, recipe_model
+    from moss_agent.train.recipe import ModelScores, install_model, recipe_model
 
     run = tmp_path / "run"
     ensemble = run_recipe(toy_recipe(run, members=2))  # stored in float16, the default
@@ -156,10 +194,14 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
     log = json.loads((run / "recipe_log.json").read_text())
     assert list(log["stages"]) == ["data", "tokenizer", "init", "sft", "init-1", "sft-1", "ensemble"]
 
-    card = render_model_card(run, heldout_summary=None, suite_summary=None, parameters=2, weights_mb=1.0)
+    card = render_model_card(run, ModelScores(), parameters=2, weights_mb=1.0)
     assert "An ensemble of 2 such models" in card and "seeds 0–1" in card
     assert "Member 1: final training loss" in card
+    # the recipe's copy bias is every member's default, and the install keeps it
+    assert all(model_copy_bias(str(m)) == RecipeConfig(out="").copy_bias > 0 for m in members)
+    assert model_copy_bias(str(ensemble)) == RecipeConfig(out="").copy_bias
     installed = install_model(ensemble, run / "data", tmp_path / "installed", card)
+    assert model_copy_bias(str(installed)) == RecipeConfig(out="").copy_bias
     loaded = load_model(installed, device="cpu")
     assert isinstance(loaded.model, EnsembleModel) and len(loaded.model.members) == 2
     assert next(loaded.model.parameters()).dtype == torch.float32  # computed in float32 on the CPU
@@ -175,6 +217,7 @@ def test_a_toy_recipe_of_two_members_trains_installs_and_loads_an_ensemble(tmp_p
         ({"members": 0}, "--members"),
         ({"ensemble_dtype": "int8"}, "--ensemble-dtype"),
         ({"mixed_precision": "fp8"}, "--mixed-precision"),
+        ({"copy_bias": -1.0}, "--copy-bias"),
     ],
 )
 def test_a_recipe_of_no_members_or_an_unknown_precision_is_refused(tmp_path, changes, message):
