@@ -86,12 +86,13 @@ class CopyBias:
         self._prompt = list(prompt_ids)
         self._shortest = shortest
         self._longest = max(longest, shortest)
-        self._where: dict[int, list[int]] = defaultdict(list)
+        # token -> (its position, the start of its span), for each copyable position
+        self._where: dict[int, list[tuple[int, int]]] = defaultdict(list)
         until = len(self._prompt) if commands_from is None else min(commands_from, len(self._prompt))
         for start, end in spans if spans is not None else [(0, until)]:
             # a span's last token has nothing after it to offer: the copy ends with the span
             for at in range(max(start, 0), min(end, until) - 1):
-                self._where[self._prompt[at]].append(at)
+                self._where[self._prompt[at]].append((at, max(start, 0)))
         self._start: int | None = commands_from
         self._open = commands_from is not None
         self._used: set[int] = set()
@@ -104,14 +105,14 @@ class CopyBias:
             return set()
         best = 0
         offered: dict[int, set[int]] = {}
-        for end in self._where.get(written[-1], ()):
+        for end, start in self._where.get(written[-1], ()):
             if end + 1 in self._used:
                 continue
             size = 1
             while (
                 size < self._longest
                 and size < len(written)
-                and end - size >= 0
+                and end - size >= start
                 and self._prompt[end - size] == written[-1 - size]
             ):
                 size += 1

@@ -34,6 +34,8 @@ def test_only_the_given_spans_are_copied_and_a_copy_ends_with_its_span():
     bias = CopyBias(PROMPT, 2.0, spans=[(4, 9)], shortest=2)
     assert bias.following([1, 2]) == {7}  # the span at 1-2 lies outside
     assert bias.following([2, 7]) == set()  # 8 lies after the span's end: nothing to offer
+    # a match stays within its turn: "1 2" at positions 1-2 starts before the span at 2
+    assert CopyBias(PROMPT, 2.0, spans=[(2, 9)], shortest=2).following([9, 1, 2]) == {7}
 
 
 def test_human_spans_are_the_user_turns():
