@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from moss_agent.errors import UsageError
 from moss_agent.protocol import COMMANDS_TAG, END_OF_COMMANDS
 
 if TYPE_CHECKING:
@@ -182,14 +183,14 @@ def find_tokens(haystack: list[int], needle: list[int], *, last: bool = False, s
 
 
 def _generation_configs(folder: Path) -> list[Path]:
-    """The generation_config.json files of a checkpoint folder (every member's for an ensemble)."""
-    import json
+    """The generation_config.json files of a checkpoint folder (every member's for an ensemble).
 
-    ensemble = folder / "ensemble.json"
-    if ensemble.is_file():
-        members = json.loads(ensemble.read_text(encoding="utf-8")).get("members") or []
-        return [folder / str(member) / "generation_config.json" for member in members]
-    return [folder / "generation_config.json"]
+    Raises:
+        UsageError: The folder's ``ensemble.json`` is malformed (``ensemble_members``).
+    """
+    from moss_agent.models.ensemble import ensemble_members
+
+    return [member / "generation_config.json" for member in ensemble_members(folder) or [folder]]
 
 
 def set_copy_bias(model: str | Path, bias: float) -> None:
@@ -227,7 +228,7 @@ def model_copy_bias(model: str) -> float:
         if value is None:
             return 0.0
         bias = float(value)
-    except (OSError, ValueError, TypeError, IndexError):
+    except (OSError, ValueError, TypeError, UsageError):
         logger.warning(
             "%s: ignoring an unreadable %s in its generation_config.json", model, GENERATION_CONFIG_KEY
         )

@@ -111,11 +111,14 @@ def test_model_copy_bias_reads_the_generation_config(tmp_path):
     assert model_copy_bias(str(tmp_path)) == 3.0
     ensemble = tmp_path / "ensemble"
     (ensemble / "m0").mkdir(parents=True)
+    (ensemble / "m0" / "config.json").write_text("{}")
     (ensemble / "ensemble.json").write_text(json.dumps({"members": ["m0"]}))
     (ensemble / "m0" / "generation_config.json").write_text(json.dumps({"copy_bias": 2.5}))
     assert model_copy_bias(str(ensemble)) == 2.5
     (ensemble / "m0" / "generation_config.json").write_text(json.dumps({"copy_bias": "x"}))
     assert model_copy_bias(str(ensemble)) == 0.0
+    (ensemble / "ensemble.json").write_text(json.dumps({"members": ["../elsewhere"]}))
+    assert model_copy_bias(str(ensemble)) == 0.0  # a manifest ensemble_members refuses
 
 
 def test_engine_default_comes_from_the_model_folder(tiny_checkpoint, tmp_path, caplog):
